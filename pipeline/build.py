@@ -1,0 +1,575 @@
+"""The orchestration: plan() says what a build would do; build() does it.
+
+Both start from the same `make_plan`, which reads the sources, resolves every
+block's voice, and packs segments against the cache, so `plan` shows exactly
+what `build` will synthesize and spend.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pipeline import __version__, audio
+from pipeline.book import Block, Chapter, Voice, slugify
+from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir, segment_key
+from pipeline.config import Config, check_emotion, check_language, check_speed, check_voice_id
+from pipeline.errors import BudgetError, InputError, OfflineMissError, Problem
+from pipeline.segment import Run, Segment, atoms_of_paragraph, credits_for, segment_runs
+from pipeline.sources.text import compile_lexicon
+from pipeline.tts.base import Audio, SynthesisRequest, backend_identity, get_backend
+from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
+
+log = logging.getLogger("pipeline")
+
+OUTPUT_FORMAT = 1  # bump when the stitching or encoding changes
+
+
+class Progress(Protocol):
+    def start(self, label: str, total: int) -> None: ...
+    def advance(self, n: int = 1) -> None: ...
+    def finish(self) -> None: ...
+
+
+class _NoProgress:
+    def start(self, label: str, total: int) -> None:
+        log.info("%s: %d", label, total)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+# ------------------------------------------------------------------ the book
+
+
+def load_chapters(cfg: Config) -> list[Chapter]:
+    """Every chapter of every source, in order; all source problems at once."""
+    from pipeline.sources.markdown import load_markdown
+
+    chapters: list[Chapter] = []
+    problems: list[Problem] = []
+    for entry in cfg.chapters:
+        try:
+            if entry.source.suffix.lower() == ".epub":
+                from pipeline.sources.epub import load_epub
+
+                chapters += load_epub(entry.source, entry.display, entry=entry)
+            else:
+                chapters.append(load_markdown(entry.source, entry.display, entry.title,
+                                              entry.index, entry.line))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return chapters
+
+
+def select_chapters(chapters: list[Chapter], wanted: Sequence[str]) -> list[int]:
+    """0-based positions for CHAPTER arguments: 3, 3-5, a title or a slug."""
+    if not wanted:
+        return list(range(len(chapters)))
+    picked: list[int] = []
+    problems = []
+    for word in wanted:
+        found = _match_chapter(chapters, word.strip())
+        if found is None:
+            problems.append(Problem("CHAPTER", None, None,
+                                    f"{word!r} is not a chapter; use 1 to {len(chapters)}, a range "
+                                    "such as 2-3, or a title (see `audiobook plan`)"))
+        picked += [i for i in found or [] if i not in picked]
+    if problems:
+        raise InputError(problems)
+    return sorted(picked)
+
+
+def _match_chapter(chapters: list[Chapter], word: str) -> list[int] | None:
+    n = len(chapters)
+    if word.isdigit():
+        i = int(word)
+        return [i - 1] if 1 <= i <= n else None
+    if "-" in word and all(p.strip().isdigit() for p in word.split("-", 1)):
+        a, b = (int(p) for p in word.split("-", 1))
+        return list(range(a - 1, b)) if 1 <= a <= b <= n else None
+    for i, ch in enumerate(chapters):
+        if word.lower() in (ch.title.lower(), slugify(ch.title)):
+            return [i]
+    return None
+
+
+# ------------------------------------------------------------------ voices
+
+
+@dataclass
+class VoiceResolver:
+    """Turns narrator, chapter overrides, cast names and switches into Voices."""
+
+    cfg: Config
+    library: list[VoiceInfo] | None
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> VoiceResolver:
+        library = load_library(cfg.voices, str(cfg.voices)) if cfg.voices else None
+        return cls(cfg, library)
+
+    def base(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        settings = {"language": self.cfg.language, **self.cfg.narrator}
+        return self.apply(settings, overrides)
+
+    def apply(self, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        out = dict(current)
+        voice = changes.get("voice")
+        if isinstance(voice, str) and voice in self.cfg.cast:
+            out.update(self.cfg.cast[voice])
+        out.update({k: v for k, v in changes.items() if not (k == "voice" and v in self.cfg.cast)})
+        return out
+
+    def voice(self, settings: dict[str, Any]) -> tuple[Voice | None, str | None]:
+        ref = settings["voice"]
+        info = find_voice(self.library, ref) if self.library is not None else None
+        if self.library is not None and info is None:
+            return None, f"{ref!r} is not in the voice library{suggest(self.library, ref)}"
+        if info is not None:
+            ref = info.id
+        if not isinstance(ref, int):
+            known = ", ".join(self.cfg.cast) or "none"
+            return None, (f"{ref!r} is not a voice id or a cast name (cast: {known}); "
+                          "use a number or give a voice library in `voices:`")
+        return Voice(ref, int(settings.get("emotion", 0)), float(settings.get("speed", 1.0)),
+                     settings.get("language", self.cfg.language)), None
+
+    def genders(self) -> dict[int, int]:
+        return {v.id: v.gender for v in self.library or [] if v.gender is not None}
+
+
+_SWITCH_CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
+                  "language": check_language}
+
+
+def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon,
+                 problems: list[Problem]) -> list[Run]:
+    """A chapter's blocks as runs of one voice between hard boundaries."""
+    entry = cfg.chapters[chapter.entry]
+    base = resolver.base(entry.overrides)
+    current = base
+    voice, message = resolver.voice(current)
+    if message:
+        problems.append(Problem(cfg.display, entry.line, f"chapters[{entry.index}].voice", message))
+        return []
+    runs: list[Run] = []
+    pending: list[Block] = []
+
+    def flush(pause: str) -> None:
+        if pending:
+            atoms = tuple(a for b in pending for a in atoms_of_paragraph(
+                lexicon(b.text), voice.language, cfg.max_chars))
+            runs.append(Run(atoms, voice, pause, line=pending[0].line))
+            pending.clear()
+
+    for block in chapter.blocks:
+        if block.kind == "paragraph":
+            pending.append(block)
+        elif block.kind == "heading":
+            flush("heading")
+            atoms = tuple(atoms_of_paragraph(lexicon(block.text), voice.language, cfg.max_chars))
+            runs.append(Run(atoms, voice, "heading", heading=True, line=block.line))
+        elif block.kind == "scene":
+            flush("scene")
+            if runs:
+                runs[-1] = _with_pause(runs[-1], "scene")
+        elif block.kind == "switch":
+            flush("paragraph")
+            changes, bad = _switch_settings(block, chapter, resolver)
+            problems += bad
+            if not bad:
+                current = base if not block.settings else (
+                    resolver.apply(base, changes) if "voice" in changes
+                    else resolver.apply(current, changes))
+                new_voice, message = resolver.voice(current)
+                if message:
+                    problems.append(Problem(chapter.source, block.line, "voice", message))
+                else:
+                    voice = new_voice
+    flush("paragraph")
+    return runs
+
+
+def _with_pause(run: Run, pause: str) -> Run:
+    return Run(run.atoms, run.voice, pause, run.heading, run.line)
+
+
+def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):
+    changes: dict[str, Any] = {}
+    problems = []
+    for key, raw in block.settings:
+        value, message = _SWITCH_CHECKS[key](raw)
+        if key == "voice" and isinstance(value, str) and value not in resolver.cfg.cast \
+                and resolver.library is None:
+            message = (f"{value!r} is not in cast: add it under `cast:` in "
+                       f"{resolver.cfg.display} or use a voice id")
+        if message:
+            problems.append(Problem(chapter.source, block.line, key, message))
+        else:
+            changes[key] = value
+    return changes, problems
+
+
+# ------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class ChapterPlan:
+    index: int  # 1-based
+    title: str
+    slug: str
+    source: str
+    segments: tuple[Segment, ...]
+    cached: frozenset[str]
+
+    @property
+    def characters(self) -> int:
+        return sum(s.characters for s in self.segments)
+
+    @property
+    def credits(self) -> int:
+        return sum(s.credits for s in self.segments)
+
+    @property
+    def credits_to_spend(self) -> int:
+        return sum(s.credits for s in self.unique_uncached())
+
+    def unique_uncached(self) -> list[Segment]:
+        seen: set[str] = set()
+        out = []
+        for s in self.segments:
+            if s.key not in self.cached and s.key not in seen:
+                seen.add(s.key)
+                out.append(s)
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    cfg: Config
+    backend: str
+    identity: str
+    chapters: tuple[ChapterPlan, ...]
+    selected: tuple[int, ...]  # 0-based positions of the chapters to build
+    resolver: VoiceResolver = field(repr=False)
+
+    def to_send(self) -> list[tuple[ChapterPlan, Segment]]:
+        """Uncached segments of the selected chapters, each key once."""
+        seen: set[str] = set()
+        out = []
+        for i in self.selected:
+            cp = self.chapters[i]
+            for s in cp.unique_uncached():
+                if s.key not in seen:
+                    seen.add(s.key)
+                    out.append((cp, s))
+        return out
+
+    def totals(self) -> dict[str, int]:
+        chosen = [self.chapters[i] for i in self.selected]
+        return {
+            "characters": sum(c.characters for c in chosen),
+            "segments": sum(len(c.segments) for c in chosen),
+            "credits": sum(c.credits for c in chosen),
+            "cached_segments": sum(1 for c in chosen for s in c.segments if s.key in c.cached),
+            "credits_to_spend": sum(s.credits for _, s in self.to_send()),
+        }
+
+    def as_json(self) -> dict:
+        return {
+            "title": self.cfg.title,
+            "backend": self.backend,
+            "max_chars": self.cfg.max_chars,
+            "chapters": [_chapter_json(self.chapters[i]) for i in self.selected],
+            "totals": self.totals(),
+        }
+
+
+def _chapter_json(cp: ChapterPlan) -> dict:
+    return {
+        "index": cp.index, "title": cp.title, "slug": cp.slug, "source": cp.source,
+        "characters": cp.characters, "credits": cp.credits,
+        "credits_to_spend": cp.credits_to_spend,
+        "segments": [
+            {"key": s.key, "characters": s.characters, "credits": s.credits,
+             "cached": s.key in cp.cached, "voice": s.voice.voice, "emotion": s.voice.emotion,
+             "speed": s.voice.speed, "language": s.voice.language, "text": s.text}
+            for s in cp.segments
+        ],
+    }
+
+
+def open_cache(cfg: Config) -> SegmentCache:
+    return SegmentCache(resolve_cache_dir(cfg.cache_dir))
+
+
+def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
+              chapters: Sequence[str] = ()) -> Plan:
+    backend = backend or cfg.backend
+    identity = backend_identity(backend)
+    resolver = VoiceResolver.for_config(cfg)
+    book = load_chapters(cfg)
+    selected = select_chapters(book, chapters)
+    lexicon = compile_lexicon(cfg.lexicon)
+    cached = frozenset(cache.keys())
+    problems: list[Problem] = []
+
+    def key_for(voice: Voice, text: str) -> str:
+        return segment_key(identity, voice, text)
+
+    plans = []
+    slugs: set[str] = set()
+    for n, chapter in enumerate(book, start=1):
+        runs = chapter_runs(chapter, cfg, resolver, lexicon, problems)
+        segments = segment_runs(runs, cfg.max_chars, key_for, cached)
+        slug = _unique(slugify(chapter.title, f"chapter-{n}"), slugs)
+        plans.append(ChapterPlan(n, chapter.title, slug, chapter.source, tuple(segments),
+                                 frozenset(s.key for s in segments if s.key in cached)))
+    if problems:
+        raise InputError(problems)
+    return Plan(cfg, backend, identity, tuple(plans), tuple(selected), resolver)
+
+
+def _unique(slug: str, taken: set[str]) -> str:
+    candidate, k = slug, 2
+    while candidate in taken:
+        candidate, k = f"{slug}-{k}", k + 1
+    taken.add(candidate)
+    return candidate
+
+
+# ------------------------------------------------------------------ the build
+
+
+@dataclass
+class BuildResult:
+    segments_synthesized: int = 0
+    segments_cached: int = 0
+    credits_spent: int = 0
+    chapters_written: int = 0
+    chapters_unchanged: int = 0
+    outputs: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        return {
+            "segments_synthesized": self.segments_synthesized,
+            "segments_cached": self.segments_cached,
+            "credits_spent": self.credits_spent,
+            "chapters_written": self.chapters_written,
+            "chapters_unchanged": self.chapters_unchanged,
+            "outputs": self.outputs,
+            **self.extra,
+        }
+
+
+def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None, jobs: int = 4,
+          max_credits: int | None = None, offline: bool = False, force: bool = False,
+          progress: Progress | None = None) -> BuildResult:
+    progress = progress or _NoProgress()
+    cache = open_cache(cfg)
+    try:
+        with cache.shared():
+            plan = make_plan(cfg, cache, backend, chapters)
+            result = BuildResult()
+            _synthesize(plan, cache, jobs, max_credits, offline, progress, result)
+            _render(plan, cache, jobs, force, progress, result)
+            return result
+    finally:
+        cache.close()
+
+
+def _synthesize(plan: Plan, cache: SegmentCache, jobs: int, max_credits: int | None,
+                offline: bool, progress: Progress, result: BuildResult) -> None:
+    to_send = plan.to_send()
+    need = sum(s.credits for _, s in to_send)
+    total_segments = sum(len(plan.chapters[i].segments) for i in plan.selected)
+    result.segments_cached = total_segments - sum(
+        1 for i in plan.selected for s in plan.chapters[i].segments
+        if s.key not in plan.chapters[i].cached)
+    if not to_send:
+        return
+    if offline:
+        first = to_send[0]
+        raise OfflineMissError(
+            f"--offline: {len(to_send)} segment(s) are not in the cache, first in chapter "
+            f"{first[0].index} '{first[0].title}' ({first[0].source}, line {first[1].line}); "
+            "build once without --offline to make them")
+    if plan.backend != "local" and max_credits is not None and need > max_credits:
+        raise BudgetError(f"this build needs {need} credits, more than --max-credits {max_credits}; "
+                          "raise the limit or build fewer chapters")
+    if plan.backend == "local" and max_credits is not None and need > max_credits:
+        # Offline audio is free, but the budget says what the same plan would cost remotely.
+        raise BudgetError(f"this build's segments would cost {need} credits, more than "
+                          f"--max-credits {max_credits}")
+    genders = plan.resolver.genders()
+    tts = get_backend(plan.backend, genders=genders)
+    requests = [SynthesisRequest(s.key, s.text, s.voice,
+                                 f"chapter {cp.index} '{cp.title}' ({cp.source}, line {s.line})")
+                for cp, s in to_send]
+    progress.start("synthesizing", len(requests))
+
+    def store(request: SynthesisRequest, audio_out: Audio) -> None:
+        cache.put(request.key, CachedAudio(audio_out.data, audio_out.format, audio_out.credits,
+                                           plan.identity))
+        result.segments_synthesized += 1
+        result.credits_spent += audio_out.credits
+        progress.advance()
+
+    try:
+        tts.synthesize_all(requests, jobs, store)
+    finally:
+        progress.finish()
+        tts.close()
+        stats = getattr(tts, "stats", None)
+        if stats:
+            result.extra.update(stats())
+
+
+def _render(plan: Plan, cache: SegmentCache, jobs: int, force: bool, progress: Progress,
+            result: BuildResult) -> None:
+    cfg = plan.cfg
+    out_dir = cfg.output.dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / "manifest.json"
+    previous = _read_manifest(manifest_path)
+    width = max(2, len(str(len(plan.chapters))))
+    entries: dict[int, dict] = {e["index"]: e for e in previous.get("chapters", [])
+                                if isinstance(e, dict) and "index" in e}
+    todo = []
+    for i in plan.selected:
+        cp = plan.chapters[i]
+        name = f"{cp.index:0{width}d}-{cp.slug}.mp3"
+        key = chapter_output_key(plan, cp)
+        old = entries.get(cp.index)
+        if (not force and "mp3" in cfg.output.formats and old and old.get("output_key") == key
+                and old.get("file") == name and (out_dir / name).exists()):
+            result.chapters_unchanged += 1
+            continue
+        todo.append((cp, name, key))
+    progress.start("encoding chapters", len(todo))
+    workers = max(1, min(jobs, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for cp, name, key, duration in pool.map(lambda t: _render_chapter(plan, cache, *t), todo):
+            entries[cp.index] = _manifest_entry(cp, name, key, duration)
+            result.chapters_written += 1
+            progress.advance()
+    progress.finish()
+    # Chapters that no longer exist leave the manifest.
+    entries = {i: e for i, e in entries.items() if i <= len(plan.chapters)}
+    manifest = _manifest(plan, entries)
+    audio.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    files = [entries[i]["file"] for i in sorted(entries)]
+    audio.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
+    result.outputs = [str(out_dir / f) for f in files] + [str(manifest_path), str(out_dir / "playlist.m3u")]
+
+
+def chapter_output_key(plan: Plan, cp: ChapterPlan) -> str:
+    cfg = plan.cfg
+    spec = {
+        "format": OUTPUT_FORMAT,
+        "segments": [[s.key, s.pause_after] for s in cp.segments],
+        "pauses": cfg.pauses.__dict__,
+        "output": [cfg.output.bitrate, cfg.output.sample_rate, str(cfg.output.loudness)],
+        "tags": chapter_tags(plan, cp),
+        "ffmpeg": audio.ffmpeg_version(),
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+
+
+def chapter_tags(plan: Plan, cp: ChapterPlan) -> dict[str, str]:
+    cfg = plan.cfg
+    return {
+        "title": cp.title,
+        "artist": cfg.author,
+        "album_artist": cfg.author,
+        "album": cfg.title,
+        "track": f"{cp.index}/{len(plan.chapters)}",
+        "date": cfg.year or "",
+        "genre": "Audiobook",
+    }
+
+
+def _render_chapter(plan: Plan, cache: SegmentCache, cp: ChapterPlan, name: str, key: str):
+    cfg = plan.cfg
+    rate = cfg.output.sample_rate
+    pauses = cfg.pauses
+
+    def parts():
+        yield pauses.chapter_head_ms
+        for k, seg in enumerate(cp.segments):
+            stored = cache.get(seg.key)
+            if stored is None:  # pruned by another process mid-build
+                raise InputError(f"segment {seg.key[:12]} vanished from the cache; build again")
+            yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            last = k == len(cp.segments) - 1
+            yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
+
+    stitched = audio.stitch(parts(), rate, cfg.output.dir)
+    try:
+        audio.encode_mp3(stitched, cfg.output.dir / name, cfg.output.bitrate, chapter_tags(plan, cp))
+    finally:
+        stitched.path.unlink(missing_ok=True)
+    return cp, name, key, stitched.duration_ms
+
+
+def _manifest_entry(cp: ChapterPlan, name: str, key: str, duration_ms: int) -> dict:
+    return {
+        "index": cp.index, "title": cp.title, "source": cp.source, "file": name,
+        "duration_ms": duration_ms, "characters": cp.characters, "credits": cp.credits,
+        "output_key": key,
+        "segments": [{"key": s.key, "characters": s.characters, "credits": s.credits}
+                     for s in cp.segments],
+    }
+
+
+def _manifest(plan: Plan, entries: dict[int, dict]) -> dict:
+    chapters = [entries[i] for i in sorted(entries)]
+    return {
+        "generator": f"audiobook-pipeline {__version__}",
+        "title": plan.cfg.title,
+        "author": plan.cfg.author,
+        "backend": plan.backend,
+        "chapters": chapters,
+        "totals": {
+            "chapters": len(chapters),
+            "duration_ms": sum(c["duration_ms"] for c in chapters),
+            "characters": sum(c["characters"] for c in chapters),
+            "credits": sum(c["credits"] for c in chapters),
+        },
+    }
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _playlist(cfg: Config, entries: dict[int, dict]) -> str:
+    lines = ["#EXTM3U", f"#PLAYLIST:{cfg.title}"]
+    for i in sorted(entries):
+        e = entries[i]
+        lines.append(f"#EXTINF:{round(e['duration_ms'] / 1000)},{cfg.author} - {e['title']}".rstrip())
+        lines.append(e["file"])
+    return "\n".join(lines) + "\n"
+
+
+def lower_bound(plan: Plan) -> int:
+    """Credits if each chapter's text were billed as one request."""
+    return sum(credits_for(plan.chapters[i].characters) for i in plan.selected)

@@ -1,0 +1,565 @@
+"""audiobook.yml: the schema, loading, and validation with line numbers.
+
+The whole schema is in this file: `SCHEMA` lists every top-level key with its
+default and a one-line doc, and each `_check_*` function validates one kind of
+value. Validation collects every problem (file:line, dotted key, the fix, a
+"did you mean" where one fits) before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.book import EMOTION_NAMES, EMOTIONS, LANGUAGES, SPEED_MAX, SPEED_MIN
+from pipeline.errors import ConfigError, Problem
+
+BACKENDS = ("local", "audiocleaner")
+FORMATS = ("mp3", "m4b")
+LOUDNESS_WORDS = ("acx", "none")
+_SECRET_KEY = re.compile(r"^(api[-_ ]?key|apikey|audiocleaner[-_]api[-_]key|token|secret)$", re.I)
+_BITRATE = re.compile(r"^(\d{2,3})k$")
+
+# key: (default, doc). Nested mappings list their own keys below.
+SCHEMA: dict[str, tuple[Any, str]] = {
+    "title": (None, "the book's title (default: the folder's name)"),
+    "author": ("", "the author, written to every tag"),
+    "narrator_name": ("", "who reads it, for the credits in the tags"),
+    "year": (None, "year of publication, written to the tags"),
+    "description": ("", "a description for the M4B"),
+    "cover": (None, "a JPEG or PNG cover image for the M4B and MP3s"),
+    "language": ("en", "a language key of the API: " + ", ".join(LANGUAGES)),
+    "backend": ("local", "local (offline eSpeak NG) or audiocleaner"),
+    "voices": (None, "a voice library JSON downloaded from the Playground"),
+    "narrator": ({}, "default voice settings: voice, emotion, speed, language"),
+    "cast": ({}, "named voice settings for inline switches: name -> settings"),
+    "segments": ({}, "max_chars: the longest text one request may carry"),
+    "pauses": ({}, "silences in ms (see PAUSES)"),
+    "lexicon": ({}, "word -> how to say it, applied before synthesis"),
+    "lexicon_file": (None, "a YAML or JSON file of more lexicon entries"),
+    "output": ({}, "dir, formats, bitrate, sample_rate, loudness"),
+    "cache": ({}, "dir: where segment audio is kept between builds"),
+    "chapters": (None, "the chapters, in order: each a source and overrides"),
+}
+VOICE_KEYS = {
+    "voice": "a voice id (or a name from the voice library, or a cast name)",
+    "emotion": "an emotion name or id: " + ", ".join(f"{k}={v}" for k, v in EMOTIONS.items()),
+    "speed": f"speech speed, {SPEED_MIN} to {SPEED_MAX}",
+    "language": "a language key of the API",
+}
+PAUSES: dict[str, tuple[int, str]] = {
+    "paragraph_ms": (600, "where a segment ends at a paragraph end"),
+    "heading_ms": (1200, "after a heading, and before one"),
+    "scene_ms": (1500, "at a scene break"),
+    "chapter_head_ms": (750, "room tone before the chapter's first words"),
+    "chapter_tail_ms": (2500, "room tone after its last words"),
+    "sentence_ms": (350, "where a segment ends inside a paragraph, at a sentence end"),
+    "line_ms": (400, "at a verse line break that ends a segment"),
+    "clause_ms": (120, "where a sentence too long for one request is cut"),
+}
+OUTPUT_KEYS = {
+    "dir": "where outputs go (default build)",
+    "formats": "any of mp3, m4b (default both)",
+    "bitrate": "MP3/AAC bitrate, e.g. 192k",
+    "sample_rate": "output sample rate in Hz (default 44100)",
+    "loudness": "acx, none, or a target such as -18 (LUFS) or '-20 dB' (RMS)",
+}
+CHAPTER_KEYS = {
+    "source": "a Markdown file (one chapter) or an EPUB (its chapters)",
+    "title": "the chapter's title (default: its first heading or TOC entry)",
+    "select": "EPUB only: spine positions, ranges '3-5' or titles",
+    "include_matter": "EPUB only: keep front and back matter (default false)",
+    **VOICE_KEYS,
+}
+DEFAULT_NARRATOR = {"voice": 2072, "emotion": 0, "speed": 1.0}
+
+
+@dataclass(frozen=True)
+class Pauses:
+    paragraph_ms: int = 600
+    heading_ms: int = 1200
+    scene_ms: int = 1500
+    chapter_head_ms: int = 750
+    chapter_tail_ms: int = 2500
+    sentence_ms: int = 350
+    line_ms: int = 400
+    clause_ms: int = 120
+
+    def ms(self, kind: str) -> int:
+        return getattr(self, f"{kind}_ms")
+
+
+@dataclass(frozen=True)
+class Output:
+    dir: Path
+    formats: tuple[str, ...] = FORMATS
+    bitrate: str = "192k"
+    sample_rate: int = 44100
+    loudness: str | float = "acx"  # "acx", "none", LUFS float, or "rms:-20"
+
+
+@dataclass(frozen=True)
+class ChapterEntry:
+    source: Path
+    display: str  # the source as written in the config
+    index: int  # 0-based position in chapters
+    line: int | None
+    title: str | None = None
+    select: tuple[str, ...] = ()
+    include_matter: bool = False
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    root: Path
+    title: str
+    author: str
+    narrator_name: str
+    year: str | None
+    description: str
+    cover: Path | None
+    language: str
+    backend: str
+    voices: Path | None
+    narrator: dict[str, Any]
+    cast: dict[str, dict[str, Any]]
+    max_chars: int
+    pauses: Pauses
+    lexicon: dict[str, str]
+    output: Output
+    cache_dir: Path
+    chapters: tuple[ChapterEntry, ...]
+    lines: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def display(self) -> str:
+        return self.path.name
+
+    def line_of(self, key: str) -> int | None:
+        return self.lines.get(key)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _line_map(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """Dotted key path -> 1-based line, for every node of the document."""
+    out = {} if out is None else out
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            out[child] = key_node.start_mark.line + 1
+            _line_map(value_node, child, out)
+            out[child] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_map(item, f"{path}[{i}]", out)
+    return out
+
+
+def _duplicate_keys(node: yaml.Node, path: str, display: str) -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in seen:
+                problems.append(Problem(display, key_node.start_mark.line + 1, child,
+                                        "is given twice; keep one"))
+            seen.add(key)
+            problems += _duplicate_keys(value_node, child, display)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, f"{path}[{i}]", display)
+    return problems
+
+
+def read_yaml(path: Path, display: str | None = None) -> tuple[Any, dict[str, int], list[Problem]]:
+    """Parse YAML safely; return (data, line map, problems)."""
+    display = display or path.name
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(Problem(display, None, None,
+                                  "not found; run `audiobook init` or pass -c PATH")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(Problem(display, None, None, "is not UTF-8 text")) from None
+    except OSError as exc:
+        raise ConfigError(Problem(display, None, None, f"cannot read: {exc.strerror}")) from None
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        what = exc.problem or str(exc)
+        raise ConfigError(Problem(display, line, None,
+                                  f"YAML syntax error: {what}; check indentation and quoting")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(Problem(display, None, None, f"YAML error: {exc}")) from None
+    if node is None:
+        return None, {}, []
+    return data, _line_map(node), _duplicate_keys(node, "", display)
+
+
+class _Checker:
+    """Collects problems while walking the document."""
+
+    def __init__(self, display: str, lines: dict[str, int]):
+        self.display = display
+        self.lines = lines
+        self.problems: list[Problem] = []
+
+    def line(self, key: str) -> int | None:
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            key = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", key)
+        return None
+
+    def add(self, key: str, message: str, warning: bool = False) -> None:
+        self.problems.append(Problem(self.display, self.line(key), key, message, warning))
+
+    def unknown_keys(self, mapping: dict, allowed, prefix: str) -> None:
+        for key in mapping:
+            if str(key) in allowed:
+                continue
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if _SECRET_KEY.match(str(key)):
+                self.add(path, "an API key must not be written in the config; remove it and "
+                         "set the AUDIOCLEANER_API_KEY environment variable")
+                continue
+            self.add(path, "unknown key" + _did_you_mean(str(key), allowed, ". Known keys: "
+                                                          + ", ".join(allowed)))
+
+    def mapping(self, value: Any, key: str) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(key, f"must be a mapping of keys to values, not {_kind(value)}")
+            return {}
+        return value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "text",
+            list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
+
+
+def _did_you_mean(word: str, choices, otherwise: str = "") -> str:
+    close = difflib.get_close_matches(word.lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else otherwise
+
+
+def check_emotion(value: Any) -> tuple[int | None, str | None]:
+    """(emotion id, None) or (None, message)."""
+    if isinstance(value, bool):
+        return None, "must be an emotion name or id, not true/false"
+    if isinstance(value, int):
+        if value in EMOTION_NAMES:
+            return value, None
+        return None, f"{value} is not an emotion id; use 0 to 8 ({', '.join(EMOTIONS)})"
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name.isdigit():
+            return check_emotion(int(name))
+        if name in EMOTIONS:
+            return EMOTIONS[name], None
+        return None, (f"{value!r} is not an emotion"
+                      + _did_you_mean(name, EMOTIONS, "; use one of " + ", ".join(EMOTIONS)))
+    return None, f"must be an emotion name or id, not {_kind(value)}"
+
+
+def check_speed(value: Any) -> tuple[float | None, str | None]:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None, f"must be a number from {SPEED_MIN} to {SPEED_MAX}, not {_kind(value)}"
+    try:
+        speed = float(value)
+    except ValueError:
+        return None, f"{value!r} is not a number; use {SPEED_MIN} to {SPEED_MAX}"
+    if not SPEED_MIN <= speed <= SPEED_MAX:
+        return None, f"{speed:g} is out of range; use {SPEED_MIN} to {SPEED_MAX}"
+    return speed, None
+
+
+def check_language(value: Any) -> tuple[str | None, str | None]:
+    if isinstance(value, str) and value in LANGUAGES:
+        return value, None
+    text = str(value)
+    return None, (f"{text!r} is not a language key"
+                  + _did_you_mean(text, LANGUAGES, "; use one of " + ", ".join(LANGUAGES)))
+
+
+def check_voice_id(value: Any) -> tuple[int | str | None, str | None]:
+    if isinstance(value, bool) or value is None:
+        return None, "must be a voice id (a number) or a voice name"
+    if isinstance(value, int):
+        return (value, None) if value > 0 else (None, f"{value} is not a voice id")
+    if isinstance(value, str) and value.strip():
+        return (int(value) if value.strip().isdigit() else value.strip()), None
+    return None, f"must be a voice id or name, not {_kind(value)}"
+
+
+_VOICE_CHECKS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
+    "voice": check_voice_id,
+    "emotion": check_emotion,
+    "speed": check_speed,
+    "language": check_language,
+}
+
+
+def _voice_settings(c: _Checker, raw: dict, prefix: str, allowed=VOICE_KEYS) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, check in _VOICE_CHECKS.items():
+        if key in raw:
+            value, message = check(raw[key])
+            if message:
+                c.add(f"{prefix}.{key}", message)
+            else:
+                out[key] = value
+    return out
+
+
+def _path(c: _Checker, root: Path, value: Any, key: str, must_exist: bool = True) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        c.add(key, f"must be a file path, not {_kind(value)}")
+        return None
+    path = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
+    if must_exist and not path.exists():
+        c.add(key, f"{value}: no such file (paths are relative to the config's folder)")
+    return path
+
+
+def _check_pauses(c: _Checker, raw: Any) -> Pauses:
+    raw = c.mapping(raw, "pauses")
+    c.unknown_keys(raw, PAUSES, "pauses")
+    values = {}
+    for key in PAUSES:
+        if key in raw:
+            v = raw[key]
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 60000:
+                c.add(f"pauses.{key}", f"must be a whole number of milliseconds, 0 to 60000, not {v!r}")
+            else:
+                values[key] = v
+    return Pauses(**values)
+
+
+def parse_loudness(value: Any) -> tuple[str | float | None, str | None]:
+    """acx | none | -18 (LUFS) | '-18 LUFS' | '-20 dB' (RMS, as ACX measures)."""
+    if value is None:
+        return "none", None
+    if isinstance(value, bool):
+        return None, "must be acx, none, or a target such as -18 or '-20 dB'"
+    if isinstance(value, (int, float)):
+        return (float(value), None) if -40 <= value <= -5 else (None, f"{value} LUFS is out of range (-40 to -5)")
+    text = str(value).strip().lower()
+    if text in LOUDNESS_WORDS:
+        return text, None
+    match = re.fullmatch(r"(-\d+(?:\.\d+)?)\s*(lufs|db|dbfs|db rms)?", text)
+    if not match:
+        return None, f"{value!r} is not a loudness target; use acx, none, -18 (LUFS) or '-20 dB' (RMS)"
+    number = float(match.group(1))
+    if not -40 <= number <= -5:
+        return None, f"{number:g} is out of range (-40 to -5)"
+    return (f"rms:{number:g}" if match.group(2) and match.group(2).startswith("db") else number), None
+
+
+def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
+    raw = c.mapping(raw, "output")
+    c.unknown_keys(raw, OUTPUT_KEYS, "output")
+    out_dir = root / str(raw.get("dir", "build"))
+    formats = raw.get("formats", list(FORMATS))
+    if isinstance(formats, str):
+        formats = [formats]
+    if not isinstance(formats, list) or not formats:
+        c.add("output.formats", "must be a list with mp3, m4b or both")
+        formats = list(FORMATS)
+    for f in formats:
+        if f not in FORMATS:
+            c.add("output.formats", f"{f!r} is not a format" + _did_you_mean(str(f), FORMATS, "; use mp3 or m4b"))
+    bitrate = str(raw.get("bitrate", "192k"))
+    m = _BITRATE.match(bitrate)
+    if not m or not 32 <= int(m.group(1)) <= 320:
+        c.add("output.bitrate", f"{bitrate!r} is not a bitrate; use e.g. 128k or 192k (32k to 320k)")
+    rate = raw.get("sample_rate", 44100)
+    if rate not in (22050, 24000, 32000, 44100, 48000):
+        c.add("output.sample_rate", f"{rate!r} is not supported; use 44100 (or 22050, 24000, 32000, 48000)")
+    loudness, message = parse_loudness(raw.get("loudness", "acx"))
+    if message:
+        c.add("output.loudness", message)
+    if loudness == "acx":
+        if m and int(m.group(1)) < 192:
+            c.add("output.bitrate", f"ACX needs 192k or more, not {bitrate}; raise it or set loudness: none")
+        if rate != 44100:
+            c.add("output.sample_rate", "ACX needs 44100 Hz; set 44100 or loudness: none")
+    return Output(dir=out_dir, formats=tuple(f for f in FORMATS if f in formats), bitrate=bitrate,
+                  sample_rate=rate if isinstance(rate, int) else 44100, loudness=loudness or "none")
+
+
+def _check_lexicon(c: _Checker, raw: Any, key: str) -> dict[str, str]:
+    raw = c.mapping(raw, key)
+    out = {}
+    for word, say in raw.items():
+        if not isinstance(word, str) or not word.strip() or not isinstance(say, (str, int, float)) \
+                or isinstance(say, bool):
+            c.add(f"{key}.{word}", "each entry must be word: how to say it (both text)")
+        else:
+            out[word.strip()] = str(say)
+    return out
+
+
+def _check_chapters(c: _Checker, raw: Any, root: Path) -> list[ChapterEntry]:
+    if raw is None:
+        c.add("chapters", "is missing; list at least one chapter, e.g.\n"
+              "  chapters:\n    - source: chapters/01.md")
+        return []
+    if not isinstance(raw, list) or not raw:
+        c.add("chapters", "must be a non-empty list of chapters, each with a source")
+        return []
+    entries = []
+    for i, item in enumerate(raw):
+        key = f"chapters[{i}]"
+        if isinstance(item, str):
+            item = {"source": item}
+        if not isinstance(item, dict):
+            c.add(key, f"must be a mapping with a source, not {_kind(item)}")
+            continue
+        c.unknown_keys(item, CHAPTER_KEYS, key)
+        if "source" not in item:
+            c.add(key, "has no source; add source: path/to/chapter.md")
+            continue
+        source = _path(c, root, item["source"], f"{key}.source")
+        if source is None:
+            continue
+        if source.exists() and source.is_dir():
+            c.add(f"{key}.source", f"{item['source']} is a folder; name a Markdown or EPUB file")
+        elif source.exists() and source.suffix.lower() not in (".md", ".markdown", ".txt", ".epub"):
+            c.add(f"{key}.source", f"{item['source']}: use a .md or .epub file")
+        title = item.get("title")
+        if title is not None and (not isinstance(title, (str, int)) or not str(title).strip()):
+            c.add(f"{key}.title", "must be text")
+            title = None
+        select = item.get("select", [])
+        if isinstance(select, (str, int)):
+            select = [select]
+        if not isinstance(select, list):
+            c.add(f"{key}.select", "must be a list of positions, ranges ('3-5') or titles")
+            select = []
+        if select and source.suffix.lower() != ".epub":
+            c.add(f"{key}.select", "only an EPUB source can select chapters")
+        include = item.get("include_matter", False)
+        if not isinstance(include, bool):
+            c.add(f"{key}.include_matter", "must be true or false")
+            include = False
+        overrides = _voice_settings(c, item, key)
+        entries.append(ChapterEntry(source=source, display=str(item["source"]), index=i,
+                                    line=c.line(key), title=str(title) if title is not None else None,
+                                    select=tuple(str(s) for s in select),
+                                    include_matter=include, overrides=overrides))
+    return entries
+
+
+def load_lexicon_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
+    data, lines, problems = read_yaml(path, path.name)
+    c = _Checker(path.name, lines)
+    c.problems += problems
+    return _check_lexicon(c, data, ""), c.problems
+
+
+def load_config(path: Path | str = "audiobook.yml") -> Config:
+    """Load and validate; raise ConfigError listing every problem."""
+    path = Path(path)
+    display = str(path)
+    data, lines, dup = read_yaml(path, display)
+    c = _Checker(display, lines)
+    c.problems += dup
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        c.add("", f"must be a mapping of keys (title, chapters, ...), not {_kind(data)}")
+        raise ConfigError(c.problems)
+    root = path.resolve().parent
+    c.unknown_keys(data, SCHEMA, "")
+
+    language, message = check_language(data.get("language", "en"))
+    if message:
+        c.add("language", message)
+    backend = data.get("backend", "local")
+    if backend not in BACKENDS:
+        c.add("backend", f"{backend!r} is not a backend" + _did_you_mean(str(backend), BACKENDS,
+                                                                          "; use local or audiocleaner"))
+    narrator_raw = c.mapping(data.get("narrator"), "narrator")
+    c.unknown_keys(narrator_raw, VOICE_KEYS, "narrator")
+    narrator = {**DEFAULT_NARRATOR, **_voice_settings(c, narrator_raw, "narrator")}
+    cast = {}
+    for name, settings in c.mapping(data.get("cast"), "cast").items():
+        if isinstance(settings, (int, str)) and not isinstance(settings, bool):
+            settings = {"voice": settings}
+        settings = c.mapping(settings, f"cast.{name}")
+        c.unknown_keys(settings, VOICE_KEYS, f"cast.{name}")
+        cast[str(name)] = _voice_settings(c, settings, f"cast.{name}")
+
+    segments = c.mapping(data.get("segments"), "segments")
+    c.unknown_keys(segments, {"max_chars": ""}, "segments")
+    max_chars = segments.get("max_chars", 1000)
+    if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 20 <= max_chars <= 100000:
+        c.add("segments.max_chars", f"must be a whole number from 20 to 100000, not {max_chars!r}")
+        max_chars = 1000
+
+    lexicon = _check_lexicon(c, data.get("lexicon"), "lexicon")
+    lexicon_file = _path(c, root, data.get("lexicon_file"), "lexicon_file")
+    if lexicon_file is not None and lexicon_file.exists():
+        extra, problems = load_lexicon_file(lexicon_file)
+        c.problems += problems
+        lexicon = {**extra, **lexicon}
+
+    cache = c.mapping(data.get("cache"), "cache")
+    c.unknown_keys(cache, {"dir": ""}, "cache")
+    title = data.get("title")
+    if title is not None and not isinstance(title, (str, int, float)):
+        c.add("title", "must be text")
+        title = None
+    year = data.get("year")
+    config = Config(
+        path=path.resolve(),
+        root=root,
+        title=str(title) if title is not None else root.name.replace("-", " ").title(),
+        author=str(data.get("author") or ""),
+        narrator_name=str(data.get("narrator_name") or ""),
+        year=str(year) if year is not None else None,
+        description=str(data.get("description") or ""),
+        cover=_path(c, root, data.get("cover"), "cover"),
+        language=language or "en",
+        backend=backend if backend in BACKENDS else "local",
+        voices=_path(c, root, data.get("voices"), "voices"),
+        narrator=narrator,
+        cast=cast,
+        max_chars=max_chars,
+        pauses=_check_pauses(c, data.get("pauses")),
+        lexicon=lexicon,
+        output=_check_output(c, data.get("output"), root),
+        cache_dir=root / str(cache.get("dir", ".audiobook-cache")),
+        chapters=tuple(_check_chapters(c, data.get("chapters"), root)),
+        lines=lines,
+    )
+    errors = [p for p in c.problems if not p.warning]
+    if errors:
+        raise ConfigError(c.problems)
+    return config

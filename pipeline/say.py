@@ -1,0 +1,99 @@
+"""`audiobook say`: one-off synthesis through the same segmenter and cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pipeline import audio
+from pipeline.book import Voice
+from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir, segment_key
+from pipeline.config import Config, Pauses, check_emotion, check_language, check_speed, check_voice_id
+from pipeline.errors import InputError, Problem
+from pipeline.segment import Run, atoms_of_paragraph, segment_runs
+from pipeline.sources.text import compile_lexicon, normalize
+from pipeline.tts.base import SynthesisRequest, backend_identity, get_backend
+
+_CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
+           "language": check_language}
+
+
+def _voice(cfg: Config | None, settings: dict[str, Any]):
+    from pipeline.build import VoiceResolver
+
+    problems = []
+    parsed = {}
+    for key, raw in settings.items():
+        value, message = _CHECKS[key](raw)
+        if message:
+            problems.append(Problem("--" + key, None, None, message))
+        parsed[key] = value
+    if problems:
+        raise InputError(problems)
+    if cfg is None:
+        base = {"voice": 2072, "emotion": 0, "speed": 1.0, "language": "en", **parsed}
+        if not isinstance(base["voice"], int):
+            raise InputError(Problem("--voice", None, None,
+                                     "a voice name needs a config with cast or voices; use an id"))
+        return Voice(base["voice"], base["emotion"], base["speed"], base["language"]), None
+    resolver = VoiceResolver.for_config(cfg)
+    voice, message = resolver.voice(resolver.base(parsed))
+    if message:
+        raise InputError(Problem("--voice", None, None, message))
+    return voice, resolver
+
+
+def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
+        backend: str | None = None) -> dict:
+    suffix = out.suffix.lower()
+    if suffix not in (".mp3", ".wav", ".m4a"):
+        raise InputError(Problem(str(out), None, None, "use a .mp3, .wav or .m4a file name"))
+    voice, resolver = _voice(cfg, settings)
+    backend = backend or (cfg.backend if cfg else "local")
+    identity = backend_identity(backend)
+    lexicon = compile_lexicon(cfg.lexicon if cfg else {})
+    body = normalize(lexicon(text))
+    if not body:
+        raise InputError(Problem("TEXT", None, None, "is empty"))
+    max_chars = cfg.max_chars if cfg else 1000
+    cache_dir = resolve_cache_dir(cfg.cache_dir if cfg else Path(".audiobook-cache"))
+    store = SegmentCache(cache_dir)
+    spent = 0
+    try:
+        def key_for(v: Voice, t: str) -> str:
+            return segment_key(identity, v, t)
+
+        run = Run(tuple(atoms_of_paragraph(body, voice.language, max_chars)), voice, "paragraph")
+        segments = segment_runs([run], max_chars, key_for, frozenset(store.keys()))
+        missing = list({s.key: s for s in segments if s.key not in store}.values())
+        if missing:
+            genders = resolver.genders() if resolver else {}
+            tts = get_backend(backend, genders=genders)
+            requests = [SynthesisRequest(s.key, s.text, s.voice, "say") for s in missing]
+
+            def keep(req, result):
+                nonlocal spent
+                spent += result.credits
+                store.put(req.key, CachedAudio(result.data, result.format, result.credits, identity))
+
+            try:
+                tts.synthesize_all(requests, 4, keep)
+            finally:
+                tts.close()
+        rate = cfg.output.sample_rate if cfg else 44100
+        pauses = cfg.pauses if cfg else Pauses()
+        parts: list = []
+        for k, seg in enumerate(segments):
+            stored = store.get(seg.key)
+            parts.append(audio.trim(audio.decode(stored.data, stored.format, rate)))
+            if k < len(segments) - 1:
+                parts.append(pauses.ms(seg.pause_after))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stitched = audio.stitch(parts, rate, out.parent)
+        try:
+            audio.encode_file(stitched, out, cfg.output.bitrate if cfg else "192k")
+        finally:
+            stitched.path.unlink(missing_ok=True)
+    finally:
+        store.close()
+    return {"segments": len(segments), "credits_spent": spent}

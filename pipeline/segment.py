@@ -1,0 +1,270 @@
+"""Blocks -> segments: sentence splitting and credit-frugal, edit-local packing.
+
+The service bills ceil(len(text) / 100) credits per request, so what a book
+costs is decided here. The design, and why it is right:
+
+1. Text is cut into *atoms*: sentences (pysbd, which knows abbreviations,
+   decimals, initials, ellipses and full-width CJK punctuation), and, for a
+   sentence longer than `max_chars` alone, its clauses, then its words, then
+   fixed-size pieces. Every atom remembers the separator that follows it
+   (" ", "" between CJK sentences, "\\n" at a paragraph or verse-line end),
+   so the atoms of a run concatenate back to exactly its text: nothing is
+   dropped, nothing padded.
+2. A *run* is a stretch of text that one request may carry: paragraphs
+   between two hard boundaries (a heading, a scene break, a voice switch,
+   the chapter's ends) with one voice. Segments never cross a run.
+3. Within a run, `pack_run` chooses the cuts by dynamic programming over atom
+   boundaries. The cost of a candidate segment is what it would spend: 0 if
+   the cache already holds its audio (that credit is spent), else
+   ceil(len / 100). The minimum over all packings is found exactly, not
+   greedily, so a fresh build pays the least the text allows under the
+   `max_chars` bound. Ties go to the cut that sounds best (a paragraph end
+   over a sentence end over a clause over a word), then to fewer requests.
+4. Because cached segments cost nothing, after an edit the optimum keeps
+   every cached segment it can and re-packs only the text between the
+   nearest unchanged cuts: the edit stays local *by construction*, and what
+   is re-packed is itself packed optimally. `plan` and `build` call the same
+   function with the same cache, so the plan is exactly what the build does.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import pysbd
+
+from pipeline.book import Voice
+
+CREDIT_CHARS = 100
+
+# What a cut after an atom costs in naturalness (a tie-breaker after credits).
+CUT_PARAGRAPH, CUT_LINE, CUT_SENTENCE, CUT_CLAUSE, CUT_WORD, CUT_HARD = 0, 1, 2, 10, 40, 200
+
+_PYSBD_LANG = {
+    "en": "en", "all": "en", "zh": "zh", "zh_yue": "zh", "ja": "ja", "ar": "ar",
+    "ru": "ru", "es": "es", "fr": "fr", "de": "de", "pt": "es", "ko": "en",
+}
+# pysbd is quadratic in its input: feed it pieces of at most this size,
+# cut at places that are sentence ends by any reading.
+_PYSBD_CHUNK = 2000
+_SURE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]*[A-Z0-9\u3000-\u9fff])")
+_CLAUSE_END = re.compile(r"(?<=[,;:，、；：—–])\s*")
+
+
+def credits_for(characters: int) -> int:
+    return math.ceil(characters / CREDIT_CHARS) if characters else 0
+
+
+@dataclass(frozen=True)
+class Atom:
+    text: str
+    sep: str  # what follows it inside a segment
+    cut: int  # naturalness penalty of a cut right after it
+
+
+@dataclass(frozen=True)
+class Run:
+    """Text one request may carry: same voice, no hard boundary inside."""
+
+    atoms: tuple[Atom, ...]
+    voice: Voice
+    pause_after: str  # "paragraph" | "heading" | "scene"
+    heading: bool = False
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str
+    text: str
+    voice: Voice
+    pause_after: str  # a pause kind: see Pauses in config.py
+    line: int | None = None
+
+    @property
+    def characters(self) -> int:
+        return len(self.text)
+
+    @property
+    def credits(self) -> int:
+        return credits_for(len(self.text))
+
+
+@lru_cache(maxsize=16)
+def _segmenter(language: str) -> pysbd.Segmenter:
+    return pysbd.Segmenter(language=_PYSBD_LANG.get(language, "en"), clean=False, char_span=True)
+
+
+def _chunks(text: str) -> Iterable[str]:
+    """Pieces of at most ~_PYSBD_CHUNK characters, cut only at sure ends."""
+    if len(text) <= _PYSBD_CHUNK:
+        yield text
+        return
+    start = 0
+    last_cut = 0
+    for match in _SURE_END.finditer(text):
+        if match.end() - start > _PYSBD_CHUNK and last_cut > start:
+            yield text[start:last_cut]
+            start = last_cut
+        last_cut = match.end()
+    yield text[start:]
+
+
+def split_sentences(text: str, language: str = "en") -> list[tuple[str, str]]:
+    """Sentences of one line of text, each with the whitespace that follows it.
+
+    The pairs concatenate back to `text` exactly.
+    """
+    out: list[tuple[str, str]] = []
+    for chunk in _chunks(text):
+        pieces = [span.sent for span in _segmenter(language).segment(chunk)]
+        if "".join(pieces) != chunk:  # never trust a splitter to keep every character
+            pieces = [chunk]
+        for piece in pieces:
+            body = piece.rstrip()
+            if body:
+                out.append((body, piece[len(body):]))
+            elif out:
+                out[-1] = (out[-1][0], out[-1][1] + piece)
+    return [(s, " " if sep else "") for s, sep in out]
+
+
+def _split_long(sentence: str, sep: str, cut: int, max_chars: int) -> list[Atom]:
+    """A sentence longer than max_chars as clause, word or fixed-size atoms."""
+    if len(sentence) <= max_chars:
+        return [Atom(sentence, sep, cut)]
+    atoms: list[Atom] = []
+    for level, splitter in ((CUT_CLAUSE, _CLAUSE_END), (CUT_WORD, re.compile(r" +"))):
+        parts = _split_keep_sep(sentence, splitter)
+        if len(parts) > 1:
+            for k, (part, part_sep) in enumerate(parts):
+                last = k == len(parts) - 1
+                atoms.extend(_split_long(part, sep if last else part_sep,
+                                         cut if last else level, max_chars))
+            return atoms
+    # No space at all (a very long word, or CJK with no punctuation): fixed pieces.
+    for start in range(0, len(sentence), max_chars):
+        last = start + max_chars >= len(sentence)
+        atoms.append(Atom(sentence[start:start + max_chars], sep if last else "", cut if last else CUT_HARD))
+    return atoms
+
+
+def _split_keep_sep(text: str, splitter: re.Pattern[str]) -> list[tuple[str, str]]:
+    parts: list[tuple[str, str]] = []
+    start = 0
+    for match in splitter.finditer(text):
+        if match.start() == start or match.end() == len(text):
+            continue
+        if match.start() <= start:
+            continue
+        parts.append((text[start:match.start()], match.group(0)))
+        start = match.end()
+    parts.append((text[start:], ""))
+    return [p for p in parts if p[0]]
+
+
+def atoms_of_paragraph(text: str, language: str, max_chars: int) -> list[Atom]:
+    """Atoms of one paragraph; its last atom ends with a paragraph cut."""
+    atoms: list[Atom] = []
+    lines = text.split("\n")
+    for li, line in enumerate(lines):
+        sentences = split_sentences(line, language)
+        for si, (sentence, sep) in enumerate(sentences):
+            last_in_line = si == len(sentences) - 1
+            if last_in_line:
+                sep, cut = "\n", CUT_PARAGRAPH if li == len(lines) - 1 else CUT_LINE
+            else:
+                cut = CUT_SENTENCE
+            atoms.extend(_split_long(sentence, sep, cut, max_chars))
+    return atoms
+
+
+def pack_run(
+    atoms: tuple[Atom, ...],
+    max_chars: int,
+    is_cached: Callable[[str], bool] = lambda text: False,
+) -> list[tuple[int, int]]:
+    """The cheapest packing of atoms into segments: a list of (start, end) atom ranges.
+
+    Minimizes (credits still to spend, cut penalty, number of requests),
+    where a segment whose text is_cached costs no credits.
+    """
+    n = len(atoms)
+    if n == 0:
+        return []
+    # The run's text, and where each atom starts and ends in it.
+    starts, ends, pieces = [], [], []
+    pos = 0
+    for atom in atoms:
+        starts.append(pos)
+        pos += len(atom.text)
+        ends.append(pos)
+        pos += len(atom.sep)
+        pieces.append(atom.text + atom.sep)
+    run_text = "".join(pieces)
+
+    inf = (math.inf, math.inf, math.inf)
+    best: list[tuple[float, float, float]] = [inf] * (n + 1)
+    back = [0] * (n + 1)
+    best[0] = (0, 0, 0)
+    for j in range(1, n + 1):
+        cut = 0 if j == n else atoms[j - 1].cut
+        end = ends[j - 1]
+        choice = inf
+        for i in range(j - 1, -1, -1):
+            length = end - starts[i]
+            if length > max_chars and i < j - 1:
+                break
+            prev = best[i]
+            if prev[0] == math.inf:
+                continue
+            text = run_text[starts[i]:end]
+            spend = 0 if is_cached(text) else credits_for(length)
+            cand = (prev[0] + spend, prev[1] + cut, prev[2] + 1)
+            if cand < choice:
+                choice, back[j] = cand, i
+        best[j] = choice
+    ranges = []
+    j = n
+    while j > 0:
+        i = back[j]
+        ranges.append((i, j))
+        j = i
+    ranges.reverse()
+    return ranges
+
+
+def segment_text(atoms: tuple[Atom, ...], start: int, end: int) -> str:
+    parts = [a.text + a.sep for a in atoms[start:end - 1]]
+    parts.append(atoms[end - 1].text)
+    return "".join(parts)
+
+
+_CUT_PAUSE = {CUT_PARAGRAPH: "paragraph", CUT_LINE: "line", CUT_SENTENCE: "sentence"}
+
+
+def segment_runs(
+    runs: list[Run],
+    max_chars: int,
+    key_for: Callable[[Voice, str], str],
+    cached_keys: set[str] | frozenset[str],
+) -> list[Segment]:
+    """Every run packed; each segment carries its key and the pause after it."""
+    segments: list[Segment] = []
+    for run in runs:
+        def is_cached(text: str, voice: Voice = run.voice) -> bool:
+            return bool(cached_keys) and key_for(voice, text) in cached_keys
+
+        ranges = pack_run(run.atoms, max_chars, is_cached)
+        for k, (i, j) in enumerate(ranges):
+            text = segment_text(run.atoms, i, j)
+            if k == len(ranges) - 1:
+                pause = run.pause_after
+            else:
+                pause = _CUT_PAUSE.get(run.atoms[j - 1].cut, "clause")
+            segments.append(Segment(key_for(run.voice, text), text, run.voice, pause, run.line))
+    return segments

@@ -1,0 +1,1 @@
+"""Sources: documents in, chapters of blocks out."""

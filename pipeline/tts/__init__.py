@@ -1,0 +1,1 @@
+"""Backends: segments of text -> audio bytes."""
