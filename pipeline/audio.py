@@ -15,12 +15,11 @@ import random
 import shutil
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-
-import warnings
 
 with warnings.catch_warnings():
     # pydub looks for ffmpeg on PATH at import and warns; we never use its lookup.

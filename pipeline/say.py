@@ -8,7 +8,14 @@ from typing import Any
 from pipeline import audio
 from pipeline.book import Voice
 from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir, segment_key
-from pipeline.config import Config, Pauses, check_emotion, check_language, check_speed, check_voice_id
+from pipeline.config import (
+    Config,
+    Pauses,
+    check_emotion,
+    check_language,
+    check_speed,
+    check_voice_id,
+)
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
 from pipeline.sources.text import compile_lexicon, normalize

@@ -1,0 +1,51 @@
+"""Shared fixtures. Every test gets its own cache; the user's is never touched."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Point AUDIOBOOK_CACHE_DIR at a fresh folder, and keep secrets out."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(cache))
+    monkeypatch.delenv("AUDIOCLEANER_API_KEY", raising=False)
+    monkeypatch.delenv("AUDIOCLEANER_BASE_URL", raising=False)
+    return cache
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A factory for a project folder: write(files) -> config path; cwd is the folder."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(config: str, files: dict[str, str | bytes] | None = None) -> Path:
+        for name, content in (files or {}).items():
+            path = tmp_path / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(textwrap.dedent(content), encoding="utf-8")
+        cfg = tmp_path / "audiobook.yml"
+        cfg.write_text(textwrap.dedent(config), encoding="utf-8")
+        return cfg
+
+    return write
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """Run the real console entry point in a subprocess (as a user would)."""
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=600)
