@@ -23,8 +23,27 @@ from pipeline.errors import ConfigError, Problem
 BACKENDS = ("local", "audiocleaner")
 FORMATS = ("mp3", "m4b")
 LOUDNESS_WORDS = ("acx", "none")
-_SECRET_KEY = re.compile(r"^(api[-_ ]?key|apikey|audiocleaner[-_]api[-_]key|token|secret)$", re.I)
+# A key that names a credential, in any spelling: api_key, apiKey, api-key,
+# "API key", x-api-key, AUDIOCLEANER_API_KEY, token, access_token, secret, ...
+# (compared with case and separators removed).
+_SECRET_KEY = re.compile(r"^(\w*apikey|(api|access|auth|bearer)?token|secret(key)?|clientsecret|password)$")
+_SECRET_MESSAGE = ("an API key must not be written in the config; delete this line and set the "
+                   "AUDIOCLEANER_API_KEY environment variable instead")
 _BITRATE = re.compile(r"^(\d{2,3})k$")
+
+# Language names and region tags people write, for "did you mean".
+LANGUAGE_NAMES = {
+    "english": "en", "chinese": "zh", "mandarin": "zh", "cantonese": "zh_yue", "yue": "zh_yue",
+    "arabic": "ar", "russian": "ru", "spanish": "es", "french": "fr", "portuguese": "pt",
+    "german": "de", "korean": "ko", "japanese": "ja", "jp": "ja", "kr": "ko", "cn": "zh",
+}
+# Emotion words people write, for "did you mean".
+EMOTION_WORDS = {
+    "neutral": "auto", "default": "auto", "normal": "auto", "joy": "happy", "joyful": "happy",
+    "cheerful": "happy", "mad": "angry", "furious": "angry", "sadness": "sad", "unhappy": "sad",
+    "fear": "afraid", "fearful": "afraid", "scared": "afraid", "disgust": "disgusted",
+    "melancholy": "melancholic", "surprise": "surprised", "relaxed": "calm", "peaceful": "calm",
+}
 
 # key: (default, doc). Nested mappings list their own keys below.
 SCHEMA: dict[str, tuple[Any, str]] = {
@@ -150,53 +169,93 @@ class Config:
 # ---------------------------------------------------------------- loading
 
 
-def _line_map(node: yaml.Node, path: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
-    """Dotted key path -> 1-based line, for every node of the document."""
-    out = {} if out is None else out
-    out.setdefault(path, node.start_mark.line + 1)
+def _walk(node: yaml.Node, path: str = "", seen: set[int] | None = None):
+    """Yield (dotted path, key node or None, node) for every node, each node once.
+
+    Each node is entered once, so an alias (`*name`) is not walked again: a
+    self-referencing anchor or a "billion laughs" document costs its size, not
+    its expansion.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            out[child] = key_node.start_mark.line + 1
-            _line_map(value_node, child, out)
-            out[child] = key_node.start_mark.line + 1
+            child = _child(path, key_node)
+            yield child, key_node, value_node
+            yield from _walk(value_node, child, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_map(item, f"{path}[{i}]", out)
+            child = f"{path}[{i}]"
+            yield child, None, item
+            yield from _walk(item, child, seen)
+
+
+def _child(path: str, key_node: yaml.Node) -> str:
+    key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+    return f"{path}.{key}" if path else key
+
+
+def _line_map(node: yaml.Node) -> dict[str, int]:
+    """Dotted key path -> 1-based line of its key (or of its list item)."""
+    out = {"": node.start_mark.line + 1}
+    for path, key_node, value_node in _walk(node):
+        out.setdefault(path, (key_node or value_node).start_mark.line + 1)
     return out
 
 
-def _duplicate_keys(node: yaml.Node, path: str, display: str) -> list[Problem]:
+def _duplicate_keys(node: yaml.Node, display: str) -> list[Problem]:
     problems: list[Problem] = []
-    if isinstance(node, yaml.MappingNode):
+    for path, mapping in [("", node)] + [(p, v) for p, _, v in _walk(node)]:
+        if not isinstance(mapping, yaml.MappingNode):
+            continue
         seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = f"{path}.{key}" if path else key
-            if key in seen:
+        for key_node, _ in mapping.value:
+            child = _child(path, key_node)
+            if child in seen:
                 problems.append(Problem(display, key_node.start_mark.line + 1, child,
                                         "is given twice; keep one"))
-            seen.add(key)
-            problems += _duplicate_keys(value_node, child, display)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            problems += _duplicate_keys(item, f"{path}[{i}]", display)
+            seen.add(child)
     return problems
 
 
-def read_yaml(path: Path, display: str | None = None) -> tuple[Any, dict[str, int], list[Problem]]:
-    """Parse YAML safely; return (data, line map, problems)."""
+def is_secret_key(key: Any) -> bool:
+    """True for a key that names a credential (api_key, apiKey, api-key, token, ...)."""
+    return isinstance(key, str) and bool(_SECRET_KEY.match(re.sub(r"[\W_]+", "", key).lower()))
+
+
+def _secret_keys(node: yaml.Node, display: str) -> list[Problem]:
+    """Every credential-like key, at any depth (lexicon words excepted)."""
+    problems = []
+    for path, key_node, _ in _walk(node):
+        if path == "lexicon" or path.startswith("lexicon."):
+            continue
+        if key_node is not None and is_secret_key(key_node.value):
+            problems.append(Problem(display, key_node.start_mark.line + 1, path, _SECRET_MESSAGE))
+    return problems
+
+
+def read_yaml(path: Path, display: str | None = None, words: bool = False
+              ) -> tuple[Any, dict[str, int], list[Problem]]:
+    """Parse YAML safely; return (data, line map, problems).
+
+    Problems are duplicate keys and, unless the file is a list of `words`
+    (a lexicon file), keys that hold a credential.
+    """
     display = display or path.name
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(Problem(display, None, None,
                                   "not found; run `audiobook init` or pass -c PATH")) from None
-    except UnicodeDecodeError:
-        raise ConfigError(Problem(display, None, None, "is not UTF-8 text")) from None
     except OSError as exc:
         raise ConfigError(Problem(display, None, None, f"cannot read: {exc.strerror}")) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(Problem(display, line, None, "is not UTF-8 text; save it as UTF-8")) from None
     try:
         loader = yaml.SafeLoader(text)
         try:
@@ -210,11 +269,17 @@ def read_yaml(path: Path, display: str | None = None) -> tuple[Any, dict[str, in
         what = exc.problem or str(exc)
         raise ConfigError(Problem(display, line, None,
                                   f"YAML syntax error: {what}; check indentation and quoting")) from None
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise ConfigError(Problem(display, line, None,
+                                  f"contains a control character (U+{exc.character:04X}) that YAML "
+                                  "does not allow; remove it")) from None
     except yaml.YAMLError as exc:
         raise ConfigError(Problem(display, None, None, f"YAML error: {exc}")) from None
     if node is None:
         return None, {}, []
-    return data, _line_map(node), _duplicate_keys(node, "", display)
+    problems = _duplicate_keys(node, display) + ([] if words else _secret_keys(node, display))
+    return data, _line_map(node), problems
 
 
 class _Checker:
@@ -239,12 +304,10 @@ class _Checker:
         for key in mapping:
             if str(key) in allowed:
                 continue
+            if is_secret_key(key):
+                continue  # reported by _secret_keys, wherever it is
             path = f"{prefix}.{key}" if prefix else str(key)
-            if _SECRET_KEY.match(str(key)):
-                self.add(path, "an API key must not be written in the config; remove it and "
-                         "set the AUDIOCLEANER_API_KEY environment variable")
-                continue
-            self.add(path, "unknown key" + _did_you_mean(str(key), allowed, ". Known keys: "
+            self.add(path, "unknown key" + _did_you_mean(str(key), allowed, "; known keys: "
                                                           + ", ".join(allowed)))
 
     def mapping(self, value: Any, key: str) -> dict:
@@ -261,8 +324,20 @@ def _kind(value: Any) -> str:
             list: "a list", dict: "a mapping", type(None): "empty"}.get(type(value), type(value).__name__)
 
 
-def _did_you_mean(word: str, choices, otherwise: str = "") -> str:
-    close = difflib.get_close_matches(word.lower(), [str(c) for c in choices], n=1, cutoff=0.6)
+def _show(value: Any) -> str:
+    """A value for a message: short, and never the expansion of a nested structure."""
+    if isinstance(value, (str, int, float)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+    return _kind(value)
+
+
+def _did_you_mean(word: str, choices, otherwise: str = "", aliases: dict[str, str] | None = None
+                  ) -> str:
+    word = word.strip().lower()
+    if aliases and word in aliases:
+        return f"; did you mean {aliases[word]!r}?"
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else otherwise
 
 
@@ -280,8 +355,9 @@ def check_emotion(value: Any) -> tuple[int | None, str | None]:
             return check_emotion(int(name))
         if name in EMOTIONS:
             return EMOTIONS[name], None
-        return None, (f"{value!r} is not an emotion"
-                      + _did_you_mean(name, EMOTIONS, "; use one of " + ", ".join(EMOTIONS)))
+        return None, (f"{_show(value)} is not an emotion"
+                      + _did_you_mean(name, EMOTIONS, "; use one of " + ", ".join(EMOTIONS),
+                                      EMOTION_WORDS))
     return None, f"must be an emotion name or id, not {_kind(value)}"
 
 
@@ -291,7 +367,7 @@ def check_speed(value: Any) -> tuple[float | None, str | None]:
     try:
         speed = float(value)
     except ValueError:
-        return None, f"{value!r} is not a number; use {SPEED_MIN} to {SPEED_MAX}"
+        return None, f"{_show(value)} is not a number; use {SPEED_MIN} to {SPEED_MAX}"
     if not SPEED_MIN <= speed <= SPEED_MAX:
         return None, f"{speed:g} is out of range; use {SPEED_MIN} to {SPEED_MAX}"
     return speed, None
@@ -300,9 +376,17 @@ def check_speed(value: Any) -> tuple[float | None, str | None]:
 def check_language(value: Any) -> tuple[str | None, str | None]:
     if isinstance(value, str) and value in LANGUAGES:
         return value, None
-    text = str(value)
-    return None, (f"{text!r} is not a language key"
-                  + _did_you_mean(text, LANGUAGES, "; use one of " + ", ".join(LANGUAGES)))
+    if not isinstance(value, str):
+        return None, f"must be a language key ({', '.join(LANGUAGES)}), not {_kind(value)}"
+    # "en-US", "EN", "pt_BR": the region is not part of the key.
+    aliases = dict(LANGUAGE_NAMES)
+    word = value.strip().lower().replace("-", "_")
+    base = word if word in LANGUAGES else word.split("_")[0]
+    if base in LANGUAGES:
+        aliases[value.strip().lower()] = base
+    return None, (f"{_show(value)} is not a language key"
+                  + _did_you_mean(value, LANGUAGES, "; use one of " + ", ".join(LANGUAGES),
+                                  aliases))
 
 
 def check_voice_id(value: Any) -> tuple[int | str | None, str | None]:
@@ -335,16 +419,43 @@ def _voice_settings(c: _Checker, raw: dict, prefix: str, allowed=VOICE_KEYS) -> 
     return out
 
 
-def _path(c: _Checker, root: Path, value: Any, key: str, must_exist: bool = True) -> Path | None:
+def _path(c: _Checker, root: Path, value: Any, key: str, what: str = "a file") -> Path | None:
+    """An existing file named in the config, or None after adding a problem."""
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         c.add(key, f"must be a file path, not {_kind(value)}")
         return None
-    path = (root / value).resolve() if not Path(value).is_absolute() else Path(value)
-    if must_exist and not path.exists():
-        c.add(key, f"{value}: no such file (paths are relative to the config's folder)")
+    path = _resolve(root, value)
+    if not path.exists():
+        c.add(key, f"{value}: no such file (paths are relative to the config's folder, {root})")
+    elif path.is_dir():
+        c.add(key, f"{value} is a folder; name {what}")
     return path
+
+
+def _resolve(root: Path, value: str) -> Path:
+    """A path from the config: relative to the config's folder, ~ for home."""
+    return (root / Path(value.strip()).expanduser()).resolve()
+
+
+def _folder(c: _Checker, root: Path, raw: dict, key: str, default: str) -> Path:
+    value = raw.get("dir", default)
+    if not isinstance(value, str) or not value.strip():
+        c.add(f"{key}.dir", f"must be a folder path, not {_kind(value)}")
+        value = default
+    return _resolve(root, value)
+
+
+def _text(c: _Checker, data: dict, key: str, default: str | None) -> str | None:
+    """A free-text value: text or a number (a year, a title like 1984)."""
+    value = data.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        c.add(key, f"must be text, not {_kind(value)}")
+        return default
+    return str(value)
 
 
 def _check_pauses(c: _Checker, raw: Any) -> Pauses:
@@ -355,7 +466,8 @@ def _check_pauses(c: _Checker, raw: Any) -> Pauses:
         if key in raw:
             v = raw[key]
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 60000:
-                c.add(f"pauses.{key}", f"must be a whole number of milliseconds, 0 to 60000, not {v!r}")
+                c.add(f"pauses.{key}",
+                      f"must be a whole number of milliseconds, 0 to 60000, not {_show(v)}")
             else:
                 values[key] = v
     return Pauses(**values)
@@ -384,7 +496,7 @@ def parse_loudness(value: Any) -> tuple[str | float | None, str | None]:
 def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
     raw = c.mapping(raw, "output")
     c.unknown_keys(raw, OUTPUT_KEYS, "output")
-    out_dir = root / str(raw.get("dir", "build"))
+    out_dir = _folder(c, root, raw, "output", "build")
     formats = raw.get("formats", list(FORMATS))
     if isinstance(formats, str):
         formats = [formats]
@@ -393,14 +505,18 @@ def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
         formats = list(FORMATS)
     for f in formats:
         if f not in FORMATS:
-            c.add("output.formats", f"{f!r} is not a format" + _did_you_mean(str(f), FORMATS, "; use mp3 or m4b"))
-    bitrate = str(raw.get("bitrate", "192k"))
-    m = _BITRATE.match(bitrate)
+            c.add("output.formats", f"{_show(f)} is not a format"
+                  + _did_you_mean(str(f) if isinstance(f, str) else "", FORMATS, "; use mp3 or m4b"))
+    bitrate = raw.get("bitrate", "192k")
+    m = _BITRATE.match(bitrate) if isinstance(bitrate, str) else None
     if not m or not 32 <= int(m.group(1)) <= 320:
-        c.add("output.bitrate", f"{bitrate!r} is not a bitrate; use e.g. 128k or 192k (32k to 320k)")
+        c.add("output.bitrate", f"{_show(bitrate)} is not a bitrate; use e.g. 128k or 192k (32k to 320k)")
+        bitrate = "192k"
     rate = raw.get("sample_rate", 44100)
-    if rate not in (22050, 24000, 32000, 44100, 48000):
-        c.add("output.sample_rate", f"{rate!r} is not supported; use 44100 (or 22050, 24000, 32000, 48000)")
+    if isinstance(rate, bool) or rate not in (22050, 24000, 32000, 44100, 48000):
+        c.add("output.sample_rate",
+              f"{_show(rate)} is not supported; use 44100 (or 22050, 24000, 32000, 48000)")
+        rate = 44100
     loudness, message = parse_loudness(raw.get("loudness", "acx"))
     if message:
         c.add("output.loudness", message)
@@ -410,18 +526,21 @@ def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
         if rate != 44100:
             c.add("output.sample_rate", "ACX needs 44100 Hz; set 44100 or loudness: none")
     return Output(dir=out_dir, formats=tuple(f for f in FORMATS if f in formats), bitrate=bitrate,
-                  sample_rate=rate if isinstance(rate, int) else 44100, loudness=loudness or "none")
+                  sample_rate=rate, loudness=loudness or "none")
 
 
 def _check_lexicon(c: _Checker, raw: Any, key: str) -> dict[str, str]:
-    raw = c.mapping(raw, key)
+    """word -> how to say it; `key` is "" for a lexicon file (its keys are the words)."""
+    raw = c.mapping(raw, key or "")
     out = {}
     for word, say in raw.items():
-        if not isinstance(word, str) or not word.strip() or not isinstance(say, (str, int, float)) \
-                or isinstance(say, bool):
-            c.add(f"{key}.{word}", "each entry must be word: how to say it (both text)")
+        where = f"{key}.{word}" if key else str(word)
+        if not isinstance(word, (str, int)) or isinstance(word, bool) or not str(word).strip():
+            c.add(where, "each entry must be word: how to say it, and the word must be text")
+        elif isinstance(say, bool) or not isinstance(say, (str, int, float)):
+            c.add(where, f"must be how to say the word (text), not {_kind(say)}")
         else:
-            out[word.strip()] = str(say)
+            out[" ".join(str(word).split())] = str(say)
     return out
 
 
@@ -445,12 +564,10 @@ def _check_chapters(c: _Checker, raw: Any, root: Path) -> list[ChapterEntry]:
         if "source" not in item:
             c.add(key, "has no source; add source: path/to/chapter.md")
             continue
-        source = _path(c, root, item["source"], f"{key}.source")
+        source = _path(c, root, item["source"], f"{key}.source", "a Markdown or EPUB file")
         if source is None:
             continue
-        if source.exists() and source.is_dir():
-            c.add(f"{key}.source", f"{item['source']} is a folder; name a Markdown or EPUB file")
-        elif source.exists() and source.suffix.lower() not in (".md", ".markdown", ".txt", ".epub"):
+        if source.is_file() and source.suffix.lower() not in (".md", ".markdown", ".txt", ".epub"):
             c.add(f"{key}.source", f"{item['source']}: use a .md or .epub file")
         title = item.get("title")
         if title is not None and (not isinstance(title, (str, int)) or not str(title).strip()):
@@ -476,9 +593,25 @@ def _check_chapters(c: _Checker, raw: Any, root: Path) -> list[ChapterEntry]:
     return entries
 
 
-def load_lexicon_file(path: Path) -> tuple[dict[str, str], list[Problem]]:
-    data, lines, problems = read_yaml(path, path.name)
-    c = _Checker(path.name, lines)
+def _lexicon_file(c: _Checker, root: Path, value: Any) -> dict[str, str]:
+    path = _path(c, root, value, "lexicon_file", "a YAML or JSON file of word: how to say it")
+    if path is None or not path.is_file():
+        return {}
+    try:
+        words, problems = load_lexicon_file(path, str(value))
+    except ConfigError as exc:
+        c.problems += exc.problems
+        return {}
+    c.problems += problems
+    return words
+
+
+def load_lexicon_file(path: Path, display: str | None = None
+                      ) -> tuple[dict[str, str], list[Problem]]:
+    """A YAML or JSON mapping of word: how to say it; (words, problems)."""
+    display = display or path.name
+    data, lines, problems = read_yaml(path, display, words=True)
+    c = _Checker(display, lines)
     c.problems += problems
     return _check_lexicon(c, data, ""), c.problems
 
@@ -491,7 +624,10 @@ def load_config(path: Path | str = "audiobook.yml") -> Config:
     c = _Checker(display, lines)
     c.problems += dup
     if data is None:
-        data = {}
+        raise ConfigError(Problem(display, None, None,
+                                  "is empty; it needs at least a list of chapters, e.g.\n"
+                                  "  chapters:\n    - source: chapters/01.md\n"
+                                  "(`audiobook init` writes a starter project)"))
     if not isinstance(data, dict):
         c.add("", f"must be a mapping of keys (title, chapters, ...), not {_kind(data)}")
         raise ConfigError(c.problems)
@@ -503,8 +639,9 @@ def load_config(path: Path | str = "audiobook.yml") -> Config:
         c.add("language", message)
     backend = data.get("backend", "local")
     if backend not in BACKENDS:
-        c.add("backend", f"{backend!r} is not a backend" + _did_you_mean(str(backend), BACKENDS,
-                                                                          "; use local or audiocleaner"))
+        c.add("backend", f"{_show(backend)} is not a backend"
+              + _did_you_mean(backend if isinstance(backend, str) else "", BACKENDS,
+                              "; use local or audiocleaner"))
     narrator_raw = c.mapping(data.get("narrator"), "narrator")
     c.unknown_keys(narrator_raw, VOICE_KEYS, "narrator")
     narrator = {**DEFAULT_NARRATOR, **_voice_settings(c, narrator_raw, "narrator")}
@@ -520,46 +657,39 @@ def load_config(path: Path | str = "audiobook.yml") -> Config:
     c.unknown_keys(segments, {"max_chars": ""}, "segments")
     max_chars = segments.get("max_chars", 1000)
     if isinstance(max_chars, bool) or not isinstance(max_chars, int) or not 20 <= max_chars <= 100000:
-        c.add("segments.max_chars", f"must be a whole number from 20 to 100000, not {max_chars!r}")
+        c.add("segments.max_chars", f"must be a whole number from 20 to 100000, not {_show(max_chars)}")
         max_chars = 1000
 
     lexicon = _check_lexicon(c, data.get("lexicon"), "lexicon")
-    lexicon_file = _path(c, root, data.get("lexicon_file"), "lexicon_file")
-    if lexicon_file is not None and lexicon_file.exists():
-        extra, problems = load_lexicon_file(lexicon_file)
-        c.problems += problems
-        lexicon = {**extra, **lexicon}
+    lexicon = {**_lexicon_file(c, root, data.get("lexicon_file")), **lexicon}
 
     cache = c.mapping(data.get("cache"), "cache")
     c.unknown_keys(cache, {"dir": ""}, "cache")
-    title = data.get("title")
-    if title is not None and not isinstance(title, (str, int, float)):
-        c.add("title", "must be text")
-        title = None
-    year = data.get("year")
+    title = _text(c, data, "title", None)
     config = Config(
         path=path.resolve(),
         root=root,
-        title=str(title) if title is not None else root.name.replace("-", " ").title(),
-        author=str(data.get("author") or ""),
-        narrator_name=str(data.get("narrator_name") or ""),
-        year=str(year) if year is not None else None,
-        description=str(data.get("description") or ""),
-        cover=_path(c, root, data.get("cover"), "cover"),
+        title=title if title is not None else root.name.replace("-", " ").title(),
+        author=_text(c, data, "author", "") or "",
+        narrator_name=_text(c, data, "narrator_name", "") or "",
+        year=_text(c, data, "year", None),
+        description=_text(c, data, "description", "") or "",
+        cover=_path(c, root, data.get("cover"), "cover", "a JPEG or PNG image"),
         language=language or "en",
         backend=backend if backend in BACKENDS else "local",
-        voices=_path(c, root, data.get("voices"), "voices"),
+        voices=_path(c, root, data.get("voices"), "voices", "the voice library JSON file"),
         narrator=narrator,
         cast=cast,
         max_chars=max_chars,
         pauses=_check_pauses(c, data.get("pauses")),
         lexicon=lexicon,
         output=_check_output(c, data.get("output"), root),
-        cache_dir=root / str(cache.get("dir", ".audiobook-cache")),
+        cache_dir=_folder(c, root, cache, "cache", ".audiobook-cache"),
         chapters=tuple(_check_chapters(c, data.get("chapters"), root)),
         lines=lines,
     )
     errors = [p for p in c.problems if not p.warning]
     if errors:
-        raise ConfigError(c.problems)
+        # In file order, so the list reads top to bottom like the file.
+        raise ConfigError(sorted(c.problems, key=lambda p: (p.file != display, p.line or 0)))
     return config
