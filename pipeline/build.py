@@ -321,9 +321,7 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     cached = frozenset(cache.keys())
     problems: list[Problem] = []
 
-    def key_for(voice: Voice, text: str) -> str:
-        return segment_key(identity, voice, text)
-
+    key_for = key_function(backend, identity, resolver.genders())
     plans = []
     slugs: set[str] = set()
     for n, chapter in enumerate(book, start=1):
@@ -335,6 +333,19 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     if problems:
         raise InputError(problems)
     return Plan(cfg, backend, identity, tuple(plans), tuple(selected), resolver)
+
+
+def key_function(backend: str, identity: str, genders: dict[int, int]):
+    """The segment-key function of a backend (see cache.segment_key)."""
+    if backend != "local":
+        return lambda voice, text: segment_key(identity, voice, text)
+    from pipeline.tts.local import espeak_voice
+
+    def key_for(voice: Voice, text: str) -> str:
+        engine = espeak_voice(voice, genders.get(voice.voice))
+        return segment_key(identity, voice, text, repr(engine))
+
+    return key_for
 
 
 def _unique(slug: str, taken: set[str]) -> str:

@@ -44,12 +44,17 @@ Keep it between builds (in CI: restore and save it) so nothing is paid twice.
 """
 
 
-def segment_key(backend: str, voice: Voice, text: str) -> str:
-    """SHA-256 hex over everything that changes a segment's audio."""
+def segment_key(backend: str, voice: Voice, text: str, engine_voice: str = "") -> str:
+    """SHA-256 hex over everything that changes a segment's audio.
+
+    engine_voice is what an offline engine makes of the voice (its variant and
+    prosody), which can depend on the voice library as well as on the voice.
+    """
     head = json.dumps(
         {
             "format": CACHE_FORMAT,
             "backend": backend,
+            "engine_voice": engine_voice,
             "voice": voice.voice,
             "emotion": voice.emotion,
             "speed": float(voice.speed),

@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline import audio
 from pipeline.book import Voice
-from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir, segment_key
+from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir
 from pipeline.config import (
     Config,
     Pauses,
@@ -26,7 +26,7 @@ _CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_spe
 
 
 def _voice(cfg: Config | None, settings: dict[str, Any]):
-    from pipeline.build import VoiceResolver
+    from pipeline.build import VoiceResolver  # noqa: PLC0415 - build imports are heavy
 
     problems = []
     parsed = {}
@@ -55,6 +55,8 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     suffix = out.suffix.lower()
     if suffix not in (".mp3", ".wav", ".m4a"):
         raise InputError(Problem(str(out), None, None, "use a .mp3, .wav or .m4a file name"))
+    from pipeline.build import key_function
+
     voice, resolver = _voice(cfg, settings)
     backend = backend or (cfg.backend if cfg else "local")
     identity = backend_identity(backend)
@@ -67,9 +69,7 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     store = SegmentCache(cache_dir)
     spent = 0
     try:
-        def key_for(v: Voice, t: str) -> str:
-            return segment_key(identity, v, t)
-
+        key_for = key_function(backend, identity, resolver.genders() if resolver else {})
         run = Run(tuple(atoms_of_paragraph(body, voice.language, max_chars)), voice, "paragraph")
         segments = segment_runs([run], max_chars, key_for, frozenset(store.keys()))
         missing = list({s.key: s for s in segments if s.key not in store}.values())
