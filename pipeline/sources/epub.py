@@ -672,6 +672,7 @@ class _Document:
     heading: str | None
     head_title: str
     doc_types: frozenset[str]
+    text: str
     text_chars: int
     link_chars: int
     links: int
@@ -708,7 +709,7 @@ def _describe(root, body, item: _Item, linear: bool, toc_title: str | None,
         item=item, linear=linear, toc_title=toc_title,
         heading=next((b.text for b in blocks if b.kind == "heading"), None),
         head_title=_plain_text(head) if head is not None else "",
-        doc_types=_doc_types(root), text_chars=len(text),
+        doc_types=_doc_types(root), text=text[:500], text_chars=len(text),
         link_chars=sum(len(_plain_text(a)) for a in links), links=len(links),
         backlink_paragraphs=backlinks, paragraphs=len(paragraphs),
         copyright_marks=sum(mark in lowered for mark in _COPYRIGHT_MARKS),
@@ -762,14 +763,10 @@ def _looks_like_front_page(doc: _Document, pkg: _Package) -> bool:
     if doc.text_chars < 200 and not doc.toc_title:
         return True
     book_title = normalize(pkg.title).casefold()
-    if doc.text_chars < 400 and book_title and book_title in _doc_text_key(doc):
+    if doc.text_chars < 400 and book_title and book_title in doc.text.casefold():
         return True
     stem = posixpath.splitext(posixpath.basename(doc.item.path))[0]
     return doc.text_chars < 1500 and not doc.toc_title and bool(_MATTER_STEM.search(stem))
-
-
-def _doc_text_key(doc: _Document) -> str:
-    return " ".join(filter(None, (doc.heading, doc.head_title, doc.toc_title))).casefold()
 
 
 # ------------------------------------------------------------------ chapters
@@ -806,6 +803,7 @@ def _book_drafts(archive: _Archive, pkg: _Package, nav: _Navigation, keep_matter
     drafts: list[_Draft] = []
     spine_paths = {item.path for item, _ in pkg.spine}
     first_titles: dict[str, str] = {}
+    read_any = False
     for entry in nav.toc:
         first_titles.setdefault(entry.path, entry.title)
     for item, linear in pkg.spine:
@@ -814,14 +812,16 @@ def _book_drafts(archive: _Archive, pkg: _Package, nav: _Navigation, keep_matter
         pieces = _BlockReader(split_anchors(nav.toc, item.path)).read(body)
         blocks = [b for p in pieces for b in p.blocks]
         doc = _describe(root, body, item, linear, first_titles.get(item.path), blocks, spine_paths)
-        kind = matter_kind(doc, nav, pkg, before_content=not drafts)
+        kind = matter_kind(doc, nav, pkg, before_content=not read_any)
         if kind is not None and not keep_matter:
             continue
-        _add_pieces(drafts, pieces, doc, f"{display}#{item.path}")
+        read_any = read_any or (kind is None and bool(blocks))
+        _add_pieces(drafts, pieces, doc, f"{display}#{item.path}", continues=kind is None)
     return [d for d in drafts if any(b.text for b in d.blocks)]
 
 
-def _add_pieces(drafts: list[_Draft], pieces: list[_Piece], doc: _Document, source: str) -> None:
+def _add_pieces(drafts: list[_Draft], pieces: list[_Piece], doc: _Document, source: str,
+                continues: bool) -> None:
     pieces = _fold_heading_only(pieces)
     for n, piece in enumerate(pieces):
         blocks = _trim_scenes(piece.blocks)
@@ -829,7 +829,8 @@ def _add_pieces(drafts: list[_Draft], pieces: list[_Piece], doc: _Document, sour
             continue
         first_heading = next((b.text for b in blocks if b.kind == "heading"), None)
         title = piece.title or (doc.toc_title if n == 0 else None) or first_heading
-        if title is None and drafts:  # a split file: it continues the chapter before
+        # A split file continues the chapter before; kept matter stands alone.
+        if title is None and drafts and continues:
             drafts[-1].blocks += blocks
             continue
         title = title or doc.head_title or _title_from_path(doc.item.path)
