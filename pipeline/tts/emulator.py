@@ -171,6 +171,7 @@ class EmulatorState:
 
     # -- the task lifecycle ------------------------------------------------
     def create(self, key: str, body: dict, now: float) -> tuple[int, dict | None]:
+        self.settle(now)
         voice = _voice_of(body)
         if voice is None:
             return PARAMETER_ERROR, None
@@ -434,9 +435,9 @@ async def _send(request: web.Request, data: bytes, truncate: bool) -> web.Stream
 # ---------------------------------------------------------------- running it
 
 
-async def start_site(config: EmulatorConfig, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def start_site(emulator: Emulator, host: str, port: int) -> tuple[web.AppRunner, str]:
     """Start serving; return the runner (to clean up) and the base URL."""
-    runner = web.AppRunner(Emulator(config).app(), access_log=None, handle_signals=False)
+    runner = web.AppRunner(emulator.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
@@ -462,7 +463,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, api_keys: Iterable[str] = (
                                  audio_kind=audio_kind)
 
     async def run() -> None:
-        runner, url = await start_site(config, host, port)
+        runner, url = await start_site(Emulator(config), host, port)
         # The one line a script waits for (and CI sets AUDIOCLEANER_BASE_URL from).
         print(f"Audio Cleaner emulator listening on {url}", flush=True)
         try:
@@ -483,6 +484,7 @@ class EmulatorThread:
 
     def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1"):
         self.config = config or EmulatorConfig()
+        self.emulator = Emulator(self.config)
         self.host = host
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -500,7 +502,7 @@ class EmulatorThread:
     async def _main(self) -> None:
         self._stop = asyncio.Event()
         try:
-            self._runner, self.url = await start_site(self.config, self.host, 0)
+            self._runner, self.url = await start_site(self.emulator, self.host, 0)
         except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
             self._error = exc
             self._ready.set()
@@ -517,9 +519,12 @@ class EmulatorThread:
         return self
 
     def stats(self) -> dict:
-        import httpx
+        """GET /_emulator/stats's answer, read on the server's own loop (no HTTP)."""
 
-        return httpx.get(self.url + STATS_PATH, timeout=10).json()
+        async def read() -> dict:
+            return self.emulator.state.stats(time.monotonic())
+
+        return asyncio.run_coroutine_threadsafe(read(), self._loop).result(10)
 
     def stop(self) -> None:
         if self._stop is not None and self._thread.is_alive():

@@ -1,0 +1,244 @@
+"""The emulator over real loopback HTTP: each documented code, the task
+lifecycle, billing, limits, faults, and its command line."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import httpx
+import pytest
+from emulator_helpers import KEY, create, emulator, emulator_process, get, http, post
+
+from pipeline.audio import check_audio
+from pipeline.tts.base import detect_format
+from pipeline.tts.emulator import (
+    CREATE_PATH,
+    GET_PATH,
+    OUTPUT_PATH,
+    EmulatorConfig,
+    EmulatorState,
+)
+
+TEXT_250 = "x" * 250  # 3 credits
+
+
+def test_task_waits_then_succeeds_with_an_output_it_serves():
+    with emulator(latency=0.2) as emu:
+        made = create(emu.url, "Hello from the emulator.")
+        assert made["code"] == 100000 and made["message"] == "Request Success"
+        job = made["data"]["job_id"]
+        assert get(emu.url, job)["data"] == {"status": "waiting", "output": ""}
+        time.sleep(0.25)
+        answer = get(emu.url, job)["data"]
+        assert answer["status"] == "success"
+        assert OUTPUT_PATH in answer["output"] and "/audio/api/" not in answer["output"]
+        audio = http.get(answer["output"])  # no key needed
+        assert audio.status_code == 200 and detect_format(audio.content) == "mp3"
+        assert check_audio(audio.content, "mp3") > 0.5  # real speech, not a click
+        stats = emu.stats()
+    assert stats["tasks_created"] == 1 and stats["tasks_succeeded"] == 1
+    assert stats["credits_charged"] == 1 and stats["balance"] == 1_000_000 - 1
+    assert stats["downloads_with_api_key"] == 0
+
+
+def test_downloads_that_carry_the_key_are_counted():
+    with emulator(latency=0.0, audio_kind="tone") as emu:
+        job = create(emu.url)["data"]["job_id"]
+        output = get(emu.url, job)["data"]["output"]
+        http.get(output, headers={"api-key": KEY})
+        http.get(output)
+        stats = emu.stats()
+    assert stats["downloads"] == 2 and stats["downloads_with_api_key"] == 1
+
+
+@pytest.mark.parametrize("key, code", [(None, 101002), ("", 101002), ("stranger", 101002),
+                                       ("suspended", 101005), ("dormant", 101006)])
+def test_key_check(key, code):
+    with emulator(api_keys=(KEY, "suspended", "dormant"), disabled_keys=("suspended",),
+                  unenabled_keys=("dormant",)) as emu:
+        assert create(emu.url, key=key)["code"] == code
+        assert get(emu.url, "whatever", key=key)["code"] == code
+        assert create(emu.url)["code"] == 100000
+        assert emu.stats()["tasks_created"] == 1
+
+
+def test_any_non_empty_key_is_accepted_by_default():
+    with emulator() as emu:
+        assert create(emu.url, key="anything")["code"] == 100000
+        assert create(emu.url, key="")["code"] == 101002
+
+
+def test_rate_limit_per_key():
+    with emulator(rate_limit=2) as emu:
+        codes = [create(emu.url)["code"] for _ in range(3)]
+        assert codes == [100000, 100000, 101003]
+        assert get(emu.url, "x")["code"] == 101003  # polls count too
+        assert create(emu.url, key="other-key")["code"] == 100000  # per key
+        time.sleep(0.6)
+        assert create(emu.url)["code"] == 100000  # the bucket refills
+
+
+def test_concurrency_limit_counts_waiting_tasks_per_key():
+    with emulator(latency=0.3, concurrency=2) as emu:
+        assert [create(emu.url)["code"] for _ in range(3)] == [100000, 100000, 101004]
+        assert create(emu.url, key="other-key")["code"] == 100000
+        time.sleep(0.35)
+        assert create(emu.url)["code"] == 100000  # finished tasks free their slots
+        stats = emu.stats()
+    assert stats["max_concurrent_tasks"] == 2 and stats["tasks_created"] == 4
+
+
+def test_credits_are_reserved_at_create_and_short_balance_is_100100():
+    with emulator(credits=5, latency=0.1) as emu:
+        assert create(emu.url, TEXT_250)["code"] == 100000
+        short = create(emu.url, TEXT_250)
+        assert short["code"] == 100100 and short["message"] == "Insufficient credit balance"
+        assert create(emu.url, "x" * 200)["code"] == 100000  # exactly the 2 left
+        stats = emu.stats()
+    assert stats["balance"] == 0 and stats["credits_charged"] == 5 and stats["tasks_created"] == 2
+
+
+def test_a_failed_task_is_refunded():
+    with emulator(credits=10, latency=0.1, fail_rate=1.0) as emu:
+        job = create(emu.url, TEXT_250)["data"]["job_id"]
+        assert emu.stats()["balance"] == 7
+        time.sleep(0.15)
+        assert get(emu.url, job)["data"] == {"status": "failed", "output": ""}
+        stats = emu.stats()
+        assert http.get(f"{emu.url}{OUTPUT_PATH}{job}").status_code == 404
+    assert stats["balance"] == 10 and stats["credits_charged"] == 0
+    assert stats["tasks_failed"] == 1 and stats["tasks_succeeded"] == 0
+
+
+def test_unknown_and_foreign_ids_are_not_found():
+    with emulator() as emu:
+        job = create(emu.url, key="owner")["data"]["job_id"]
+        assert get(emu.url, job, key="owner")["code"] == 100000
+        assert get(emu.url, job, key="someone-else")["code"] == 101008
+        assert get(emu.url, "0" * 32)["code"] == 101008
+        answer = get(emu.url, "nope")
+        assert answer["message"] == "Task not found"
+
+
+@pytest.mark.parametrize("body", [{}, {"text": "hi"}, {"voice_id": "2072", "emotion": 0,
+                                                      "speed": 1, "language": "en", "text": "hi"},
+                                  {"voice_id": 1, "emotion": 0, "speed": 1, "language": "en",
+                                   "text": "   "}])
+def test_bad_parameters_are_refused_without_charge(body):
+    with emulator() as emu:
+        assert post(emu.url, CREATE_PATH, body)["code"] == 100002
+        assert post(emu.url, GET_PATH, {})["code"] == 100002
+        assert emu.stats()["tasks_created"] == 0
+
+
+def _attempt(emu_url: str) -> tuple[str, dict | None]:
+    """What one create does under fault injection: ok (with the answer), http500 or drop."""
+    try:
+        response = http.post(emu_url + CREATE_PATH, json={"voice_id": 1, "emotion": 0,
+                              "speed": 1, "language": "en", "text": "hi"},
+                              headers={"api-key": KEY})
+    except httpx.TransportError:  # a dropped keep-alive connection may read as a reset
+        return "drop", None
+    return ("http500", None) if response.status_code == 500 else ("ok", response.json())
+
+
+def _outcome(emu_url: str) -> str:
+    return _attempt(emu_url)[0]
+
+
+def test_api_faults_strike_before_the_request_takes_effect():
+    with emulator(fault_rate=1.0, seed=3) as emu:
+        outcomes = {_outcome(emu.url) for _ in range(30)}
+        stats = emu.stats()
+    assert outcomes == {"http500", "drop"}
+    assert stats["tasks_created"] == 0 and stats["credits_charged"] == 0
+    assert stats["faults_injected"] == 30
+
+
+def test_downloads_can_be_truncated_dropped_or_fail():
+    seen = set()
+    with emulator(latency=0.0, fault_rate=0.5, seed=11, audio_kind="tone") as emu:
+        answer = None
+        while answer is None:
+            answer = _attempt(emu.url)[1]
+        job = answer["data"]["job_id"]
+        url = f"{emu.url}{OUTPUT_PATH}{job}"
+        for _ in range(60):
+            try:
+                response = http.get(url)
+                seen.add("ok" if response.status_code == 200 else f"http{response.status_code}")
+            except httpx.TransportError as exc:
+                seen.add("truncated" if "complete message body" in str(exc) else "drop")
+    assert seen == {"ok", "http500", "drop", "truncated"}
+
+
+def test_lost_response_takes_effect_and_is_paid():
+    with emulator(lost_response_rate=1.0, latency=0.05) as emu:
+        assert _outcome(emu.url) == "drop"
+        stats = emu.stats()
+    assert stats["tasks_created"] == 1 and stats["credits_charged"] == 1
+    assert stats["lost_responses"] == 1
+
+
+def test_seed_repeats_the_same_failures():
+    def outcomes(seed: int) -> list[str]:
+        with emulator(latency=0.0, fail_rate=0.5, seed=seed, audio_kind="tone") as emu:
+            jobs = [create(emu.url)["data"]["job_id"] for _ in range(16)]
+            return [get(emu.url, j)["data"]["status"] for j in jobs]
+
+    first, again, other = outcomes(7), outcomes(7), outcomes(8)
+    assert first == again and set(first) == {"success", "failed"}
+    assert first != other
+
+
+def test_state_settles_by_time_alone():
+    state = EmulatorState(EmulatorConfig(latency=1.0, concurrency=1, fail_rate=1.0, credits=3),
+                          random.Random(1))
+    body = {"voice_id": 1, "emotion": 0, "speed": 1, "language": "en", "text": "hi"}
+    assert state.create("k", body, now=0.0)[0] == 100000
+    assert state.create("k", body, now=0.5)[0] == 101004
+    assert state.stats(now=0.99)["balance"] == 2
+    assert state.create("k", body, now=1.0)[0] == 100000
+    assert state.stats(now=1.0)["tasks_failed"] == 1
+
+
+def test_holds_hundreds_of_concurrent_polls():
+    # aiohttp's client for the load: httpx's pool is itself slow past ~100 connections.
+    import aiohttp
+
+    with emulator(latency=30.0, audio_kind="tone") as emu:
+        jobs = [create(emu.url, key=f"key-{i % 7}")["data"]["job_id"] for i in range(49)]
+
+        async def poll_all() -> list[int]:
+            connector = aiohttp.TCPConnector(limit=500)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async def one(i: int) -> int:
+                    async with session.post(emu.url + GET_PATH, json={"global_id": jobs[i % 49]},
+                                            headers={"api-key": f"key-{i % 49 % 7}"}) as answer:
+                        return (await answer.json())["code"]
+                return await asyncio.gather(*(one(i) for i in range(500)))
+
+        started = time.monotonic()
+        codes = asyncio.run(poll_all())
+        elapsed = time.monotonic() - started
+        assert emu.stats()["tasks_waiting"] == 49
+    assert codes == [100000] * 500
+    assert elapsed < 5
+
+
+def test_command_line_prints_its_url_and_serves():
+    with emulator_process("--latency", "0.05", "--api-key", KEY, "--audio", "tone",
+                          "--concurrency", "3", "--seed", "1") as (_proc, url):
+        assert url.startswith("http://127.0.0.1:")
+        assert create(url, key="wrong")["code"] == 101002
+        job = create(url)["data"]["job_id"]
+        time.sleep(0.1)
+        output = get(url, job)["data"]["output"]
+        assert detect_format(http.get(output).content) == "mp3"
+        stats = http.get(url + "/_emulator/stats").json()
+    for field in ("tasks_created", "tasks_succeeded", "tasks_failed", "credits_charged",
+                  "balance", "max_concurrent_tasks", "downloads_with_api_key"):
+        assert field in stats
+    assert stats["tasks_created"] == 1 and stats["tasks_succeeded"] == 1
