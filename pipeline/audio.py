@@ -1,22 +1,27 @@
-"""Audio: where ffmpeg is, decoding, trimming, stitching, encoding.
+"""Audio: where ffmpeg is, decoding, trimming, stitching, loudness, encoding.
 
 Every segment is decoded to one PCM format (16-bit mono at the output rate)
 before anything is joined: encoded files are never concatenated as bytes.
 A chapter is stitched by streaming PCM chunks into a temporary raw file, so
 memory holds one segment at a time and time is linear in the chapter length
-(pydub's `+=` in a loop is quadratic).
+(pydub's `+=` in a loop is quadratic). Gain, the peak limiter, the room tone
+and the encoder run in one ffmpeg process per chapter; Python only streams
+bytes and measures levels block by block, so memory never holds a chapter.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +31,10 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", RuntimeWarning)
     from pydub import AudioSegment
     from pydub.silence import detect_leading_silence
+with warnings.catch_warnings():
+    # audioop is deprecated in 3.11-3.12 and comes from audioop-lts on 3.13+.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 from pipeline.errors import AudiobookError
 
@@ -34,6 +43,16 @@ CHANNELS = 1  # ACX recommends mono; all our voices are mono
 TRIM_THRESHOLD_DBFS = -50.0
 EDGE_FADE_MS = 5
 ROOM_TONE_DBFS = -72.0
+# The room tone under every finished chapter: ACX wants a floor at or below
+# -60 dB and flags digital silence, so it is added after the gain, where its
+# level no longer depends on how loud the voice was.
+NOISE_FLOOR_DBFS = -70.0
+NOISE_SEED = 20261125
+BLOCK_MS = 10  # level meter resolution
+FLOOR_WINDOW_MS = 500  # ACX: the quietest half second is the noise floor
+SPEECH_DBFS = -50.0  # a block louder than this is voice, for head and tail tone
+SILENCE_DB = -120.0  # what the meter reports for digital silence (JSON has no -inf)
+CHUNK = 1 << 16
 
 
 class AudioToolError(AudiobookError):
@@ -137,15 +156,23 @@ class Stitched:
         return self.frames * 1000 // self.rate
 
 
-def stitch(parts: Iterable[AudioSegment | int], rate: int, directory: Path) -> Stitched:
-    """Join audio and pauses (ints, in ms of room tone) into a raw PCM file."""
+def stitch(parts: Iterable[AudioSegment | int], rate: int, directory: Path,
+           tone: bool = True) -> Stitched:
+    """Join audio and pauses (ints, in ms) into a raw PCM file.
+
+    Pauses are room tone, or digital silence when tone is False because the
+    encoder adds the room tone later (see `Treatment`).
+    """
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=".stitch-", suffix=".raw", dir=directory)
     frames = 0
     try:
         with os.fdopen(fd, "wb") as out:
             for part in parts:
-                chunk = room_tone(part, rate) if isinstance(part, int) else part.raw_data
+                if isinstance(part, int):
+                    chunk = room_tone(part, rate) if tone else bytes(rate * part // 1000 * SAMPLE_WIDTH)
+                else:
+                    chunk = part.raw_data
                 out.write(chunk)
                 frames += len(chunk) // SAMPLE_WIDTH
     except BaseException:
@@ -208,3 +235,308 @@ def encode_file(pcm: Stitched, out: Path, bitrate: str) -> None:
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ levels
+
+
+def db(value: float, full_scale: float = 32768.0) -> float:
+    """dBFS of an amplitude in 16-bit units; digital silence is SILENCE_DB."""
+    return max(SILENCE_DB, 20 * math.log10(value / full_scale)) if value > 0 else SILENCE_DB
+
+
+@dataclass(frozen=True)
+class Levels:
+    """What ACX measures on a file: unweighted RMS, sample peak, noise floor, edges."""
+
+    frames: int
+    rate: int
+    rms_db: float
+    peak_db: float
+    floor_db: float  # RMS of the quietest FLOOR_WINDOW_MS
+    head_ms: int  # room tone before the first voiced block
+    tail_ms: int  # room tone after the last voiced block
+
+    @property
+    def duration_ms(self) -> int:
+        return self.frames * 1000 // self.rate
+
+    def as_json(self) -> dict:
+        return {"rms_db": round(self.rms_db, 2), "peak_db": round(self.peak_db, 2),
+                "floor_db": round(self.floor_db, 2), "head_ms": self.head_ms,
+                "tail_ms": self.tail_ms}
+
+
+class LevelMeter:
+    """Streams 16-bit mono PCM through in any chunk sizes; `levels()` at the end."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.block_bytes = rate * BLOCK_MS // 1000 * SAMPLE_WIDTH
+        self.window_blocks = FLOOR_WINDOW_MS // BLOCK_MS
+        self.voice = 32768 * 10 ** (SPEECH_DBFS / 20)
+        self.pending = bytearray()
+        self.frames = 0
+        self.sum_squares = 0.0
+        self.peak = 0
+        self.blocks = 0
+        self.first_voiced: int | None = None
+        self.last_voiced = -1
+        self.window: deque[float] = deque()
+        self.window_sum = 0.0
+        self.quietest: float | None = None
+
+    def feed(self, data: bytes) -> None:
+        self.pending += data
+        size = self.block_bytes
+        usable = len(self.pending) - len(self.pending) % size
+        view = memoryview(self.pending)
+        for start in range(0, usable, size):
+            self._block(view[start:start + size])
+        view.release()
+        del self.pending[:usable]
+
+    def _block(self, block) -> None:
+        # Widening to 32 bits keeps audioop's integer RMS precise for quiet blocks.
+        rms = audioop.rms(audioop.lin2lin(block, SAMPLE_WIDTH, 4), 4) / 65536
+        n = len(block) // SAMPLE_WIDTH
+        energy = rms * rms * n
+        self.frames += n
+        self.sum_squares += energy
+        self.peak = max(self.peak, audioop.max(block, SAMPLE_WIDTH))
+        if rms > self.voice:
+            if self.first_voiced is None:
+                self.first_voiced = self.blocks
+            self.last_voiced = self.blocks
+        self.blocks += 1
+        self.window.append(energy)
+        self.window_sum += energy
+        if len(self.window) > self.window_blocks:
+            self.window_sum -= self.window.popleft()
+        if len(self.window) == self.window_blocks:
+            low = max(self.window_sum, 0.0)
+            self.quietest = low if self.quietest is None else min(self.quietest, low)
+
+    def levels(self) -> Levels:
+        if self.pending:
+            self._block(bytes(self.pending[: len(self.pending) - len(self.pending) % SAMPLE_WIDTH]))
+            self.pending.clear()
+        frames = max(self.frames, 1)
+        window_frames = self.window_blocks * self.block_bytes // SAMPLE_WIDTH
+        quietest = self.quietest if self.quietest is not None else self.sum_squares
+        floor_frames = window_frames if self.quietest is not None else frames
+        duration = self.frames * 1000 // self.rate
+        if self.first_voiced is None:
+            head = tail = duration
+        else:
+            head = self.first_voiced * BLOCK_MS
+            tail = max(0, duration - (self.last_voiced + 1) * BLOCK_MS)
+        return Levels(self.frames, self.rate, db(math.sqrt(self.sum_squares / frames)),
+                      db(self.peak), db(math.sqrt(quietest / floor_frames)), head, tail)
+
+
+def raw_levels(path: Path, rate: int) -> Levels:
+    """Levels of a raw s16le mono file, read in chunks."""
+    meter = LevelMeter(rate)
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            meter.feed(chunk)
+    return meter.levels()
+
+
+def file_levels(path: Path, rate: int) -> Levels:
+    """Levels of any audio file, decoded by ffmpeg as a stream."""
+    meter = LevelMeter(rate)
+    for chunk in _stream_ffmpeg([*_decoder_args(path), "-f", "s16le", "-ac", str(CHANNELS),
+                                 "-ar", str(rate), "pipe:1"]):
+        meter.feed(chunk)
+    return meter.levels()
+
+
+def _decoder_args(path: Path) -> list[str]:
+    # The fixed-point MP3 decoder gives the same samples on every CPU; the
+    # float one picks SIMD code at run time.
+    fixed = ["-c:a", "mp3"] if path.suffix.lower() == ".mp3" else []
+    return [*fixed, "-i", str(path), "-map", "0:a:0"]
+
+
+def _stream_ffmpeg(args: Sequence[str], log: str = "error",
+                   messages: list[str] | None = None) -> Iterator[bytes]:
+    """ffmpeg's stdout in chunks; stderr kept in a file so it can never block.
+
+    With `messages`, ffmpeg's log text is appended to it at the end.
+    """
+    cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", log, *args]
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        try:
+            while chunk := proc.stdout.read(CHUNK):
+                yield chunk
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+        if code != 0:
+            raise AudioToolError("ffmpeg failed: " + (" / ".join(text.strip().splitlines()[-3:])
+                                                      or f"exit {code}"))
+        if messages is not None:
+            messages.append(text)
+
+
+def integrated_loudness(path: Path, rate: int, raw: bool = True) -> float:
+    """ITU-R BS.1770 integrated loudness (LUFS) of a raw s16le file or any audio file.
+
+    ffmpeg's ebur128 gives the same measure as loudnorm's first pass at a
+    fraction of the cost (loudnorm runs its 192 kHz dynamic mode to measure).
+    """
+    source = (["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", str(path)]
+              if raw else _decoder_args(path))
+    text = _ffmpeg_log([*source, "-af", "ebur128=framelog=quiet", "-f", "null", "-"])
+    found = re.findall(r"I:\s+(-?[\d.]+|-inf)\s+LUFS", text)
+    if not found:
+        raise AudioToolError("ffmpeg ebur128 printed no integrated loudness")
+    return float(found[-1]) if found[-1] != "-inf" else SILENCE_DB
+
+
+def _ffmpeg_log(args: Sequence[str]) -> str:
+    messages: list[str] = []
+    for _ in _stream_ffmpeg(args, log="info", messages=messages):
+        pass
+    return "".join(messages)
+
+
+# ------------------------------------------------------------------ finishing
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """What the encoder does to a stitched chapter: gain, a limiter, room tone."""
+
+    gain_db: float = 0.0
+    ceiling_db: float | None = None  # sample-peak limit; None means no limiter
+    floor_db: float = NOISE_FLOOR_DBFS
+
+    def graph(self, rate: int) -> str:
+        """A filter graph from input 0 to two outputs: [enc] to encode, [tap] to measure."""
+        chain = [f"volume={self.gain_db:.4f}dB:precision=double"]
+        if self.ceiling_db is not None:
+            # latency=1 keeps the lookahead from delaying (and lengthening) the
+            # audio; level=0 stops alimiter from scaling the whole file up.
+            chain.append(f"alimiter=limit={10 ** (self.ceiling_db / 20):.6f}"
+                         ":attack=5:release=50:level=0:latency=1")
+        amplitude = 10 ** (self.floor_db / 20) * math.sqrt(3)  # uniform noise: rms = a / sqrt 3
+        return (f"[0:a]{','.join(chain)}[voice];"
+                f"anoisesrc=r={rate}:a={amplitude:.8f}:c=white:seed={NOISE_SEED}[tone];"
+                "[voice][tone]amix=inputs=2:duration=first:normalize=0,asplit=2[enc][tap]")
+
+
+def encode_chapter(pcm: Stitched, out: Path, bitrate: str, tags: dict[str, str],
+                   treatment: Treatment, cover: Path | None = None) -> Levels:
+    """Finish and encode one chapter as tagged CBR MP3; return the finished levels.
+
+    One ffmpeg run applies the treatment, encodes, and taps the finished PCM
+    to us for measuring, so the chapter is never held in memory or read twice.
+    """
+    tmp = atomic_target(out)
+    args = ["-f", "s16le", "-ar", str(pcm.rate), "-ac", str(CHANNELS), "-i", str(pcm.path)]
+    if cover is not None:
+        args += ["-i", str(cover)]
+    args += ["-filter_complex", treatment.graph(pcm.rate), "-map", "[enc]"]
+    if cover is not None:
+        args += ["-map", "1:v", "-c:v", "copy", "-disposition:v:0", "attached_pic",
+                 "-metadata:s:v", "title=Album cover", "-metadata:s:v", "comment=Cover (front)"]
+    args += ["-map_metadata", "-1", "-c:a", "libmp3lame", "-b:a", bitrate,
+             "-ar", str(pcm.rate), "-ac", str(CHANNELS), "-id3v2_version", "3"]
+    for key, value in tags.items():
+        if value:
+            args += ["-metadata", f"{key}={value}"]
+    args += ["-fflags", "+bitexact", "-flags:a", "+bitexact", "-f", "mp3", "-y", str(tmp),
+             "-map", "[tap]", "-c:a", "pcm_s16le", "-f", "s16le", "pipe:1"]
+    meter = LevelMeter(pcm.rate)
+    try:
+        for chunk in _stream_ffmpeg(args):
+            meter.feed(chunk)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return meter.levels()
+
+
+def encode_book(parts: Sequence[tuple[Path, int]], out: Path, rate: int, bitrate: str,
+                metadata: str, cover: Path | None = None) -> None:
+    """One AAC .m4b from chapter files, with chapters and tags from an FFMETADATA1 text.
+
+    Each part is (encoded chapter, frames): the chapter is decoded and fed to
+    the encoder as exactly that many frames, so the chapter marks computed
+    from frame counts match the audio sample for sample.
+    """
+    tmp = atomic_target(out)
+    meta = tmp.with_name(tmp.name + ".ffmeta")
+    meta.write_text(metadata, encoding="utf-8")
+    args = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error",
+            "-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
+            "-f", "ffmetadata", "-i", str(meta)]
+    if cover is not None:
+        args += ["-i", str(cover), "-map", "0:a", "-map", "2:v", "-c:v", "copy",
+                 "-disposition:v:0", "attached_pic"]
+    else:
+        args += ["-map", "0:a"]
+    args += ["-map_metadata", "1", "-map_chapters", "1", "-c:a", "aac", "-b:a", bitrate,
+             "-movflags", "+faststart", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+             "-f", "ipod", "-y", str(tmp)]
+    try:
+        with tempfile.TemporaryFile() as err:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=err)
+            try:
+                for path, frames in parts:
+                    _feed_exactly(proc.stdin, path, frames, rate)
+            except BrokenPipeError:
+                pass  # the encoder died: its exit code and stderr say why
+            finally:
+                _close_quietly(proc.stdin)
+                code = proc.wait()
+            err.seek(0)
+            if code != 0:
+                tail = err.read().decode(errors="replace").strip().splitlines()[-3:]
+                raise AudioToolError("ffmpeg failed writing the m4b: " + " / ".join(tail))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+        meta.unlink(missing_ok=True)
+
+
+def _feed_exactly(sink, path: Path, frames: int, rate: int) -> None:
+    """Write path's audio as exactly `frames` frames (padding or cutting the end)."""
+    left = frames * SAMPLE_WIDTH
+    for chunk in _stream_ffmpeg([*_decoder_args(path), "-f", "s16le", "-ac", str(CHANNELS),
+                                 "-ar", str(rate), "pipe:1"]):
+        if left > 0:
+            piece = chunk[:left]
+            sink.write(piece)
+            left -= len(piece)
+    if left > 0:
+        sink.write(bytes(left))
+
+
+def _close_quietly(stream) -> None:
+    try:
+        stream.close()
+    except BrokenPipeError:
+        pass
+
+
+def image_kind(data: bytes) -> str | None:
+    """'jpg' or 'png' from the bytes, else None (MP4 covers take only these)."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    return None
+
+
+def to_png(data: bytes) -> bytes:
+    """Any image ffmpeg reads, as PNG bytes (deterministic)."""
+    return run_ffmpeg(["-i", "pipe:0", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe",
+                       "-fflags", "+bitexact", "-flags", "+bitexact", "pipe:1"], stdin=data)
