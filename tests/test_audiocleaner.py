@@ -1,0 +1,424 @@
+"""The Audio Cleaner client: against the emulator over loopback HTTP, and
+with httpx.MockTransport only for answers the emulator never gives."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from emulator_helpers import KEY, create, emulator
+
+from pipeline.book import Voice
+from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, BudgetError, ServiceError
+from pipeline.tts.audiocleaner import (
+    CREATE_PATH,
+    GET_PATH,
+    AudioCleanerBackend,
+    AuthError,
+    ConcurrencyLimitError,
+    CreditError,
+    MemoryJournal,
+    MissingKeyError,
+    OutputError,
+    PollDeadlineError,
+    PollPolicy,
+    RateLimitError,
+    RetryPolicy,
+    ServerError,
+    TaskFailedError,
+    TransportError,
+    UnexpectedResponseError,
+    error_for_code,
+    retry_delay,
+)
+from pipeline.tts.base import SynthesisRequest, backend_identity, get_backend
+from pipeline.tts.emulator import tone_wav
+
+FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
+FAST_POLL = PollPolicy(first=0.02)
+
+
+def requests_for(n: int, length: int = 40) -> list[SynthesisRequest]:
+    return [SynthesisRequest(f"key{i}", f"Segment {i}. " + "a" * max(0, length - 12),
+                             Voice(2072), f"chapter 1 'One' (one.md, line {i + 1})")
+            for i in range(n)]
+
+
+def backend(url: str, **options) -> AudioCleanerBackend:
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("poll", FAST_POLL)
+    return AudioCleanerBackend(KEY, url, **options)
+
+
+def run(client: AudioCleanerBackend, requests, jobs: int = 4) -> dict:
+    got = {}
+    client.synthesize_all(requests, jobs, lambda r, a: got.setdefault(r.key, a))
+    return got
+
+
+class RecordingJournal(MemoryJournal):
+    def __init__(self):
+        super().__init__()
+        self.events: list[tuple[str, str]] = []
+
+    def set_pending(self, key, info):
+        self.events.append(("set", key))
+        super().set_pending(key, info)
+
+    def drop_pending(self, key):
+        self.events.append(("drop", key))
+        super().drop_pending(key)
+
+
+# ------------------------------------------------------------------ against the emulator
+
+
+def test_each_request_is_made_once_downloaded_checked_and_paid_by_the_guide():
+    reqs = requests_for(5, length=150)
+    with emulator(latency=0.05) as emu:
+        client = backend(emu.url)
+        got = run(client, reqs)
+        stats = emu.stats()
+    assert set(got) == {r.key for r in reqs}
+    assert all(a.format == "mp3" and a.credits == 2 and len(a.data) > 1000 for a in got.values())
+    assert stats["tasks_created"] == 5 and stats["credits_charged"] == 10
+    assert stats["downloads_with_api_key"] == 0
+    assert client.stats()["tasks_created"] == 5
+    assert client.identity() == backend_identity("audiocleaner")
+
+
+def test_a_task_is_journaled_before_its_first_poll_and_dropped_once_stored(monkeypatch):
+    journal = RecordingJournal()
+    order: list[tuple[str, str]] = []
+    polled_unjournaled = []
+    real_send = httpx.AsyncClient.send
+
+    async def spying_send(self, request, **kw):
+        if request.url.path == GET_PATH:
+            job = json.loads(request.content)["global_id"]
+            known = {info["job_id"] for info in journal._entries.values()}
+            if job not in known:
+                polled_unjournaled.append(job)
+        return await real_send(self, request, **kw)
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", spying_send)
+    reqs = requests_for(4)
+    with emulator(latency=0.05) as emu:
+        client = backend(emu.url, journal=journal)
+        client.synthesize_all(reqs, 2, lambda r, a: order.append(("stored", r.key)))
+    assert polled_unjournaled == []
+    for r in reqs:
+        events = [e for e in journal.events if e[1] == r.key]
+        assert events == [("set", r.key), ("drop", r.key)]
+    assert len(order) == 4 and journal.pending_keys() == set()
+
+
+def test_a_journaled_task_is_polled_not_paid_for_again():
+    journal = MemoryJournal()
+    reqs = requests_for(3)
+    with emulator(latency=0.05) as emu:
+        job = create(emu.url, reqs[0].text)["data"]["job_id"]
+        journal.set_pending(reqs[0].key, {"job_id": job, "base_url": emu.url})
+        client = backend(emu.url, journal=journal)
+        got = run(client, reqs)
+        stats = emu.stats()
+    assert len(got) == 3 and stats["tasks_created"] == 3  # 1 before, 2 by the client
+    assert client.stats()["tasks_resumed"] == 1 and client.stats()["tasks_created"] == 2
+    assert journal.pending_keys() == set()
+
+
+def test_a_journal_entry_for_another_service_is_not_resumed():
+    journal = MemoryJournal()
+    reqs = requests_for(1)
+    journal.set_pending(reqs[0].key, {"job_id": "abc", "base_url": "https://elsewhere.example"})
+    with emulator(latency=0.02) as emu:
+        client = backend(emu.url, journal=journal)
+        run(client, reqs)
+    assert client.stats()["tasks_resumed"] == 0 and client.stats()["tasks_created"] == 1
+
+
+def test_a_journaled_task_the_service_forgot_is_created_anew():
+    journal = MemoryJournal()
+    reqs = requests_for(1)
+    with emulator(latency=0.02) as emu:
+        journal.set_pending(reqs[0].key, {"job_id": "f" * 32, "base_url": emu.url})
+        client = backend(emu.url, journal=journal)
+        got = run(client, reqs)
+    assert len(got) == 1 and client.stats()["tasks_created"] == 1
+
+
+SUSPENDED, DORMANT = "key-7c1e-suspended", "key-93ab-dormant"
+
+
+@pytest.mark.parametrize("key, code", [("key-5d2f-unknown", 101002), (SUSPENDED, 101005),
+                                       (DORMANT, 101006)])
+def test_auth_errors_stop_at_once_without_retrying(key, code):
+    with emulator(api_keys=(KEY, SUSPENDED, DORMANT), disabled_keys=(SUSPENDED,),
+                  unenabled_keys=(DORMANT,)) as emu:
+        client = AudioCleanerBackend(key, emu.url, retry=FAST_RETRY, poll=FAST_POLL)
+        with pytest.raises(AuthError) as caught:
+            run(client, requests_for(1), jobs=1)
+        stats = emu.stats()
+    assert caught.value.code == code and stats["requests"] == 1
+    assert key not in str(caught.value)
+
+
+def test_no_credit_stops_the_build_saying_what_the_rest_needs():
+    reqs = requests_for(5)  # 1 credit each
+    with emulator(latency=0.02, credits=3) as emu:
+        client = backend(emu.url)
+        got = {}
+        with pytest.raises(CreditError) as caught:
+            client.synthesize_all(reqs, 1, lambda r, a: got.setdefault(r.key, a))
+    error = caught.value
+    assert isinstance(error, BudgetError) and error.exit_code == EXIT_BUDGET
+    assert len(got) == 3
+    assert "needs 2 credit(s) for 2 segment(s)" in str(error) and error.code == 100100
+
+
+def test_the_window_shrinks_to_the_service_concurrency_limit():
+    reqs = requests_for(12)
+    with emulator(latency=0.1, concurrency=2) as emu:
+        client = backend(emu.url)
+        got = run(client, reqs, jobs=8)
+        stats = emu.stats()
+    assert len(got) == 12 and stats["tasks_created"] == 12
+    assert stats["max_concurrent_tasks"] == 2
+    assert stats["rejected_concurrency"] >= 1 and client.stats()["throttled"] >= 1
+    # 101004 is answered by waiting for a slot, not by hammering the service:
+    assert stats["rejected_concurrency"] <= 12
+
+
+def test_rate_limit_answers_are_retried():
+    reqs = requests_for(3)
+    with emulator(latency=0.02, rate_limit=3) as emu:
+        client = backend(emu.url)
+        got = run(client, reqs, jobs=3)
+        stats = emu.stats()
+    assert len(got) == 3 and stats["tasks_created"] == 3
+    assert stats["rejected_rate_limit"] >= 1 and client.stats()["throttled"] >= 1
+
+
+def test_a_task_that_keeps_failing_fails_the_build_naming_its_segment():
+    reqs = requests_for(1)
+    with emulator(latency=0.02, fail_rate=1.0) as emu:
+        client = backend(emu.url, task_retries=2)
+        with pytest.raises(TaskFailedError) as caught:
+            run(client, reqs)
+        stats = emu.stats()
+    assert "chapter 1 'One' (one.md, line 1)" in str(caught.value)
+    assert stats["tasks_created"] == 3 and stats["credits_charged"] == 0
+
+
+def test_failures_and_faults_still_make_each_segment_exactly_once():
+    reqs = requests_for(20)
+    with emulator(latency=0.03, fail_rate=0.2, fault_rate=0.1, seed=5) as emu:
+        client = backend(emu.url)
+        got = run(client, reqs, jobs=6)
+        stats = emu.stats()
+    assert len(got) == 20
+    assert stats["tasks_succeeded"] == 20 and stats["credits_charged"] == 20
+    assert stats["tasks_failed"] >= 1 and stats["faults_injected"] >= 1
+    assert client.stats()["retries"] >= 1 and client.stats()["tasks_failed_retried"] >= 1
+
+
+def test_retries_of_creates_that_may_have_taken_effect_are_counted():
+    reqs = requests_for(6)
+    with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
+        client = backend(emu.url)
+        got = run(client, reqs, jobs=2)
+        stats = emu.stats()
+    assert len(got) == 6 and stats["lost_responses"] >= 1
+    assert client.stats()["create_retries_that_may_have_taken_effect"] == stats["lost_responses"]
+    assert stats["tasks_created"] == 6 + stats["lost_responses"]  # the case no client can fix
+
+
+def test_the_poll_deadline_names_the_task_and_keeps_it_journaled():
+    journal = MemoryJournal()
+    reqs = requests_for(1)
+    with emulator(latency=10.0) as emu:
+        client = backend(emu.url, journal=journal, poll=PollPolicy(first=0.02, deadline=0.3))
+        with pytest.raises(PollDeadlineError) as caught:
+            run(client, reqs)
+    job = journal.pending(reqs[0].key)["job_id"]
+    assert job in str(caught.value) and caught.value.job_id == job
+
+
+def test_the_key_never_reaches_logs_or_errors(caplog):
+    caplog.set_level(logging.DEBUG)
+    with emulator(latency=0.02, fail_rate=0.3, fault_rate=0.2, seed=9) as emu:
+        run(backend(emu.url), requests_for(8))
+    with emulator(api_keys=("other",)) as emu, pytest.raises(AuthError) as caught:
+        run(backend(emu.url), requests_for(1))
+    assert "retrying" in caplog.text or "failed" in caplog.text  # the run did log
+    assert KEY not in caplog.text and KEY not in str(caught.value)
+    assert KEY not in repr(backend("http://127.0.0.1:1"))
+
+
+def test_the_key_comes_from_the_environment_only(monkeypatch):
+    with pytest.raises(MissingKeyError) as caught:
+        get_backend("audiocleaner", genders={1: 2}, journal=MemoryJournal())
+    assert caught.value.exit_code == EXIT_INPUT and "AUDIOCLEANER_API_KEY" in str(caught.value)
+    monkeypatch.setenv("AUDIOCLEANER_API_KEY", KEY)
+    monkeypatch.setenv("AUDIOCLEANER_BASE_URL", "http://127.0.0.1:9/")
+    client = get_backend("audiocleaner", genders={1: 2}, journal=MemoryJournal())
+    assert client.base_url == "http://127.0.0.1:9"
+    assert client.identity() == "audiocleaner:http://127.0.0.1:9"
+
+
+def test_an_unreachable_service_is_a_transport_error():
+    client = backend("http://127.0.0.1:9")
+    with pytest.raises(TransportError) as caught:
+        run(client, requests_for(1))
+    assert not caught.value.maybe_took_effect  # refused: surely not created
+    assert client.stats()["create_retries_that_may_have_taken_effect"] == 0
+
+
+# ------------------------------------------------------------------ what the emulator never says
+
+WAV = tone_wav(0.5)
+
+
+class FakeService:
+    """A scripted service: create answers in order, then polls, then the file."""
+
+    def __init__(self, creates=None, polls=None, files=None):
+        self.creates = list(creates or [_ok({"job_id": "j1"})])
+        self.polls = list(polls or [_ok({"status": "success", "output": "https://cdn.test/f"})])
+        self.files = list(files or [httpx.Response(200, content=WAV)])
+        self.seen: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen.append(request)
+        script = {CREATE_PATH: self.creates, GET_PATH: self.polls}.get(request.url.path,
+                                                                      self.files)
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    def count(self, path: str) -> int:
+        return sum(1 for r in self.seen if r.url.path == path)
+
+
+def _ok(data: dict) -> httpx.Response:
+    return httpx.Response(200, json={"code": 100000, "data": data, "message": "Request Success"})
+
+
+def _code(code: int, message: str = "whatever") -> httpx.Response:
+    return httpx.Response(200, json={"code": code, "data": {}, "message": message})
+
+
+def fake(service: FakeService, **options) -> AudioCleanerBackend:
+    return backend("https://api.test", transport=httpx.MockTransport(service), **options)
+
+
+def test_output_host_gets_no_key_and_format_comes_from_bytes():
+    service = FakeService(polls=[_ok({"status": "success", "output": "https://cdn.test/x.mp3"})])
+    got = run(fake(service), requests_for(1))
+    assert got["key0"].format == "wav"  # the URL said mp3; the bytes say wav
+    for request in service.seen:
+        assert ("api-key" in request.headers) == (request.url.host == "api.test")
+
+
+def test_the_api_client_does_not_follow_redirects_with_the_key():
+    service = FakeService(creates=[httpx.Response(302, headers={"location": "https://evil.test/"})])
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(fake(service), requests_for(1))
+    assert caught.value.http_status == 302
+    assert all(r.url.host == "api.test" for r in service.seen)
+
+
+def test_a_non_json_answer_keeps_status_and_body():
+    service = FakeService(creates=[httpx.Response(403, text="<html>Forbidden</html>")])
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(fake(service), requests_for(1))
+    assert caught.value.http_status == 403 and "Forbidden" in str(caught.value)
+    assert service.count(CREATE_PATH) == 1
+
+
+def test_http_5xx_is_retried_then_reported():
+    service = FakeService(creates=[httpx.Response(503, text="busy")])
+    with pytest.raises(ServerError) as caught:
+        run(fake(service), requests_for(1))
+    assert caught.value.http_status == 503
+    assert service.count(CREATE_PATH) == FAST_RETRY.max_retries + 1
+
+
+def test_an_unknown_code_keeps_the_raw_code_and_message_and_is_not_retried():
+    service = FakeService(creates=[_code(123456, "Something new")])
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(fake(service), requests_for(1))
+    assert caught.value.code == 123456 and "Something new" in str(caught.value)
+    assert service.count(CREATE_PATH) == 1
+
+
+def test_retry_after_is_honoured_on_429():
+    service = FakeService(creates=[httpx.Response(429, headers={"retry-after": "0"}),
+                                   _ok({"job_id": "j1"})])
+    got = run(fake(service), requests_for(1))
+    assert len(got) == 1 and service.count(CREATE_PATH) == 2
+
+
+def test_an_unknown_status_is_neither_success_nor_endless():
+    service = FakeService(polls=[_ok({"status": "mystery", "output": "https://cdn.test/f"})])
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(fake(service, poll=PollPolicy(first=0.01, unknown_status_limit=3)), requests_for(1))
+    assert "mystery" in str(caught.value) and caught.value.job_id == "j1"
+    assert service.count(GET_PATH) == 4 and service.count("/f") == 0
+
+
+def test_success_without_an_output_is_not_success():
+    service = FakeService(polls=[_ok({"status": "success", "output": ""})])
+    with pytest.raises(UnexpectedResponseError):
+        run(fake(service, poll=PollPolicy(first=0.01, unknown_status_limit=2)), requests_for(1))
+    assert service.count("/f") == 0
+
+
+def test_status_error_counts_as_a_failed_task():
+    service = FakeService(polls=[_ok({"status": "error", "output": ""}),
+                                 _ok({"status": "success", "output": "https://cdn.test/f"})])
+    got = run(fake(service), requests_for(1))
+    assert len(got) == 1 and service.count(CREATE_PATH) == 2
+
+
+def test_output_that_is_not_audio_is_refused():
+    service = FakeService(files=[httpx.Response(200, text="<html>expired</html>")])
+    with pytest.raises(OutputError) as caught:
+        run(fake(service), requests_for(1))
+    assert caught.value.job_id == "j1"
+
+
+def test_a_key_echoed_by_the_service_is_scrubbed():
+    service = FakeService(creates=[_code(101002, f"Invalid API key {KEY}")])
+    with pytest.raises(AuthError) as caught:
+        run(fake(service), requests_for(1))
+    assert KEY not in str(caught.value) and KEY not in (caught.value.raw_message or "")
+
+
+# ------------------------------------------------------------------ the retry policy
+
+
+def _error(code: int, retry_after=None):
+    return error_for_code(code, "m", 200, retry_after)
+
+
+def test_retry_policy_decides_what_is_retryable():
+    policy = RetryPolicy()
+    for code in (100100, 101002, 101005, 101006, 101008, 100002, 999):
+        assert retry_delay(policy, _error(code), 0) is None
+    assert isinstance(_error(101003), RateLimitError)
+    assert isinstance(_error(101004), ConcurrencyLimitError)
+    assert retry_delay(policy, _error(101003), 0) is not None
+    assert retry_delay(policy, ServerError("x"), policy.max_retries) is None
+    assert retry_delay(policy, ValueError("not ours"), 0) is None
+    assert isinstance(_error(101002), ServiceError)
+
+
+def test_backoff_doubles_with_jitter_up_to_a_cap_and_honours_retry_after():
+    policy = RetryPolicy(base=0.5, cap=8.0)
+    for attempt, full in [(0, 0.5), (1, 1.0), (3, 4.0), (4, 8.0), (6, 8.0)]:
+        delays = [retry_delay(policy, _error(101003), attempt) for _ in range(50)]
+        assert all(0.75 * full <= d <= full for d in delays)
+        assert len(set(delays)) > 1  # jittered
+    assert retry_delay(policy, _error(101003, retry_after=3.0), 0) == 3.0
+    assert retry_delay(policy, _error(101003, retry_after=999.0), 0) == 120.0
