@@ -96,7 +96,8 @@ def ncx_document(toc: list[TocNode], title: str) -> str:
 
 
 def package_document(docs: list[Doc], version: int, title: str, author: str,
-                     cover: bytes | None, spine: bool = True) -> str:
+                     cover: bytes | None, spine: bool = True,
+                     extra_spine: tuple[str, ...] = ()) -> str:
     items = [f'<item id="d{i}" href="{d.href}" media-type="application/xhtml+xml"/>'
              for i, d in enumerate(docs)]
     items.append('<item id="ncx" href="toc.ncx" media-type="application/x-dtbncx+xml"/>')
@@ -111,6 +112,9 @@ def package_document(docs: list[Doc], version: int, title: str, author: str,
     nonlinear = ' linear="no"'
     refs = "".join(f'<itemref idref="d{i}"{"" if d.linear else nonlinear}/>'
                    for i, d in enumerate(docs))
+    for n, name in enumerate(extra_spine):
+        items.append(f'<item id="x{n}" href="text/{name}" media-type="application/xhtml+xml"/>')
+        refs += f'<itemref idref="x{n}"/>'
     spine_xml = f'<spine toc="ncx">{refs}</spine>' if spine else ""
     guide = "".join(f'<reference type="{d.guide}" href="{d.href}" title="{d.guide}"/>'
                     for d in docs if d.guide)
@@ -126,14 +130,18 @@ def package_document(docs: list[Doc], version: int, title: str, author: str,
 def write_epub(path: Path, docs: list[Doc], *, version: int = 3, title: str = "The Test Book",
                author: str = "A. Tester", toc: list[TocNode] | None = None,
                cover: bytes | None = None, container: bool = True, spine: bool = True,
-               extra: dict[str, bytes] | None = None) -> Path:
-    """Write a real EPUB zip (mimetype first and stored, as the spec asks)."""
+               extra: dict[str, bytes] | None = None, extra_spine: tuple[str, ...] = ()) -> Path:
+    """Write a real EPUB zip (mimetype first and stored, as the spec asks).
+
+    `extra_spine` names text/ members the caller adds to the zip afterwards.
+    """
     toc = toc_from_docs(docs) if toc is None else toc
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         if container:
             zf.writestr("META-INF/container.xml", CONTAINER)
-        zf.writestr("OEBPS/content.opf", package_document(docs, version, title, author, cover, spine))
+        opf = package_document(docs, version, title, author, cover, spine, extra_spine)
+        zf.writestr("OEBPS/content.opf", opf)
         zf.writestr("OEBPS/toc.ncx", ncx_document(toc, title))
         if version == 3:
             zf.writestr("OEBPS/nav.xhtml", nav_document(toc, docs))
@@ -244,40 +252,20 @@ def external_entity(path: Path, target: Path) -> Path:
 
 
 def zip_bomb(path: Path, size: int, lie: bool = False) -> Path:
-    """A valid book whose chapter unpacks to `size` bytes of zeros (about size/1000 packed).
+    """A valid book whose second chapter unpacks to `size` bytes of zeros (~size/1000 packed).
 
-    With `lie`, the zip headers claim the member is tiny, so only a cap
-    checked while unpacking can catch it.
+    With `lie`, the zip headers claim the member is tiny: only a reader that
+    trusts neither the headers nor the data could be fooled.
     """
-    write_epub(path, [Doc("ch.xhtml", "<p>Small.</p>", toc="One")])
+    write_epub(path, [Doc("ch.xhtml", "<p>Small.</p>", toc="One")], extra_spine=("big.xhtml",))
+    block = b"\0" * 2**20
     with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as zf:
-        with zf.open("OEBPS/text/big.xhtml", "w") as member:
-            block = b"\0" * 2**20
+        with zf.open("OEBPS/text/big.xhtml", "w", force_zip64=size >= 2**31) as member:
             for _ in range(size // len(block)):
                 member.write(block)
-    _add_to_spine(path, "big.xhtml")
     if lie:
         _claim_size(path, "OEBPS/text/big.xhtml", 1000)
     return path
-
-
-def _add_to_spine(path: Path, name: str) -> None:
-    with zipfile.ZipFile(path) as zf:
-        members = {i.filename: zf.read(i.filename) for i in zf.infolist()
-                   if i.filename != f"OEBPS/text/{name}"}
-        big = zf.getinfo(f"OEBPS/text/{name}")
-        with zf.open(big) as fh:
-            raw_big = fh.read()
-    opf = members["OEBPS/content.opf"].decode()
-    opf = opf.replace("</manifest>", f'<item id="big" href="text/{name}" '
-                      'media-type="application/xhtml+xml"/></manifest>')
-    opf = opf.replace("</spine>", '<itemref idref="big"/></spine>')
-    members["OEBPS/content.opf"] = opf.encode()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("mimetype", members.pop("mimetype"), compress_type=zipfile.ZIP_STORED)
-        for member, data in members.items():
-            zf.writestr(member, data)
-        zf.writestr(f"OEBPS/text/{name}", raw_big)
 
 
 def _claim_size(path: Path, member: str, claimed: int) -> None:
