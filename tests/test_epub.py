@@ -220,6 +220,7 @@ def test_note_marks_page_numbers_and_hidden_things_are_skipped(tmp_path):
             '<svg xmlns="http://www.w3.org/2000/svg"><text>svg text</text></svg>'
             '<script>var x = "script";</script><style>p {}</style>'
             '<p hidden="hidden">hidden</p>'
+            '<section class="pg-boilerplate pgheader"><p>The Project Gutenberg eBook</p></section>'
             '<p>Zero\u200bwidth, soft\u00adhyphen, word\u2060joiner, \ufeffBOM.</p>')
     assert one_chapter(tmp_path, body) == [
         ("paragraph", "Gutenberg style and ARIA notes and a dagger."),

@@ -37,7 +37,8 @@ What is read, and how: the rule of markdown.py, applied to XHTML.
   endnote asides, page-break markers (epub:type pagebreak, role
   doc-pagebreak, class pagenum), hidden text (hidden, aria-hidden,
   display:none or visibility:hidden), images, SVG, MathML, tables, <pre>,
-  scripts, styles, forms, ruby annotations (rt, rp), navigation lists.
+  scripts, styles, forms, ruby annotations (rt, rp), navigation lists, and
+  Project Gutenberg's boilerplate (class pg-boilerplate: header and licence).
 Every text goes through `normalize`, so invisible characters never reach the
 service.
 
@@ -130,7 +131,8 @@ _SKIP_TYPES = frozenset({"noteref", "footnote", "endnote", "rearnote", "note", "
                          "biblioref", "glossref", "toc", "landmarks", "backlink"})
 _SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "page-num",
                            "pagebreak", "page-break", "footnote", "footnotes", "endnote",
-                           "endnotes", "fnanchor", "noteref", "footnote-ref", "hidden"})
+                           "endnotes", "fnanchor", "noteref", "footnote-ref", "hidden",
+                           "pg-boilerplate"})  # Project Gutenberg's header and licence
 _SCENE_CLASSES = re.compile(r"^(scene|section|space|text|thought)-?break$|^(ornament|dinkus)s?$")
 _VERSE_TYPES = frozenset({"poem", "verse", "song", "hymn", "lyrics", "stanza"})
 _VERSE_CLASSES = frozenset({"poem", "poetry", "verse", "stanza", "lines", "poem-stanza"})
