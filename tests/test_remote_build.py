@@ -1,0 +1,147 @@
+"""`audiobook build` against the emulator, as a user runs it: a real
+subprocess, real HTTP on loopback, the real cache."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from emulator_helpers import (
+    KEY,
+    book_config,
+    build_json,
+    cli,
+    emulator,
+    plan_totals,
+    remote_env,
+    wait_for,
+)
+
+from pipeline.cache import SegmentCache
+
+
+def _project(project, **shape) -> Path:
+    config, files = book_config(**shape)
+    return project(config, files).parent
+
+
+def test_build_spends_the_plan_within_the_limit_and_a_second_build_creates_nothing(project):
+    folder = _project(project, chapters=2, per_chapter=4)
+    with emulator(latency=0.1, concurrency=2, audio_kind="speech") as emu:
+        env = remote_env(emu.url)
+        plan = plan_totals(folder, env)
+        first = build_json(folder, env, "--jobs", "6")
+        after_first = emu.stats()
+        second = build_json(folder, env, "--jobs", "6")
+        after_second = emu.stats()
+    assert plan["segments"] >= 8 and plan["credits_to_spend"] == plan["credits"]
+    assert after_first["tasks_created"] == plan["segments"]
+    assert after_first["credits_charged"] == plan["credits_to_spend"]
+    assert after_first["max_concurrent_tasks"] == 2
+    assert after_first["downloads_with_api_key"] == 0
+    assert first["credits_spent"] == plan["credits_to_spend"]
+    assert first["tasks_created"] == plan["segments"] and first["chapters_written"] == 2
+    assert after_second["tasks_created"] == after_first["tasks_created"]
+    assert after_second["requests"] == after_first["requests"]
+    assert second["segments_synthesized"] == 0 and second["segments_cached"] == plan["segments"]
+
+
+def test_task_failures_and_transport_faults_still_charge_exactly_the_plan(project):
+    folder = _project(project, chapters=1, per_chapter=8)
+    with emulator(latency=0.05, fail_rate=0.2, fault_rate=0.1, seed=4, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        plan = plan_totals(folder, env)
+        result = build_json(folder, env, "--jobs", "4")
+        stats = emu.stats()
+    assert stats["tasks_failed"] >= 1 and stats["faults_injected"] >= 1  # it was tested
+    assert stats["tasks_succeeded"] == plan["segments"]
+    assert stats["credits_charged"] == plan["credits_to_spend"]
+    assert result["segments_synthesized"] == plan["segments"]
+
+
+def test_killed_halfway_the_next_build_polls_what_was_paid_for(project):
+    folder = _project(project, chapters=2, per_chapter=5)
+    # jobs == the service's limit: between a batch of creates and the next, no
+    # create is in the air for a whole latency, and that is when we kill.
+    with emulator(latency=0.6, concurrency=3, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        plan = plan_totals(folder, env)
+        cache_dir = Path(os.environ["AUDIOBOOK_CACHE_DIR"])
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--jobs", "3"],
+                                cwd=folder, env={**os.environ, **env},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: _mid_batch(emu, cache_dir, plan["segments"]), timeout=60)
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(30)
+        killed_at = emu.stats()
+        resumed = build_json(folder, env, "--jobs", "3")
+        stats = emu.stats()
+    assert proc.returncode == -signal.SIGKILL
+    assert 0 < killed_at["tasks_created"] < plan["segments"]
+    assert resumed["tasks_resumed"] >= 1  # the kill left paid tasks journaled
+    assert stats["tasks_created"] == plan["segments"]
+    assert stats["credits_charged"] == plan["credits_to_spend"]
+
+
+def _mid_batch(emu, cache_dir: Path, segments: int) -> bool:
+    """Halfway, with a full batch waiting and every created task journaled."""
+    stats = emu.stats()
+    if not (segments // 3 <= stats["tasks_created"] < segments and stats["tasks_waiting"] == 3):
+        return False
+    store = SegmentCache(cache_dir)
+    try:
+        return len(store.keys() | store.pending_keys()) == stats["tasks_created"]
+    finally:
+        store.close()
+
+
+def test_the_key_is_never_written_to_output_logs_cache_or_manifest(project):
+    folder = _project(project, chapters=1, per_chapter=4)
+    with emulator(latency=0.05, fail_rate=0.3, fault_rate=0.2, seed=6, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        done = cli("-v", "build", "--json", cwd=folder, env=env)
+        assert done.returncode == 0, done.stderr
+    with emulator(api_keys=("the-right-key",)) as emu:
+        refused = cli("-v", "build", "--force", "--backend", "audiocleaner", cwd=folder,
+                      env=remote_env(emu.url))
+    assert refused.returncode == 1 and "101002" in refused.stderr
+    assert "created task" in done.stderr  # -v really logged the traffic
+    assert KEY not in done.stdout + done.stderr + refused.stdout + refused.stderr
+    cache_dir = Path(os.environ["AUDIOBOOK_CACHE_DIR"])
+    for path in [*cache_dir.rglob("*"), *(folder / "build").rglob("*")]:
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+    assert (folder / "build" / "manifest.json").exists()
+
+
+def test_a_missing_key_is_a_usage_error(project):
+    folder = _project(project, chapters=1, per_chapter=1)
+    done = cli("build", cwd=folder, env={"AUDIOCLEANER_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 2
+    assert "AUDIOCLEANER_API_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_rejected_key_stops_the_build_with_one_clear_line(project):
+    folder = _project(project, chapters=1, per_chapter=2)
+    with emulator(api_keys=("the-right-key",)) as emu:
+        done = cli("build", cwd=folder, env=remote_env(emu.url))
+        stats = emu.stats()
+    assert done.returncode == 1 and "101002" in done.stderr and "AUDIOCLEANER_API_KEY" in done.stderr
+    assert "Traceback" not in done.stderr and stats["tasks_created"] == 0
+
+
+def test_running_out_of_credit_exits_3_saying_what_the_rest_needs(project):
+    folder = _project(project, chapters=1, per_chapter=5)
+    with emulator(latency=0.02, credits=3, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        plan = plan_totals(folder, env)
+        done = cli("build", "--jobs", "1", cwd=folder, env=env)
+        after = plan_totals(folder, env)
+    assert done.returncode == 3
+    assert f"needs {plan['credits_to_spend'] - 3} credit(s)" in done.stderr
+    assert after["credits_to_spend"] == plan["credits_to_spend"] - 3  # what was made is kept
