@@ -1,0 +1,188 @@
+"""The sample book's outputs: M4B chapters and tags, MP3 tags, playlist, ACX.
+
+One sample build per module (about 10 s); every check reads real files. The
+ACX check measures the MP3s itself (ffmpeg to PCM, then plain Python), so it
+does not trust the level meter it is checking.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from array import array
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+from mutagen.mp3 import MP3
+from mutagen.mp4 import MP4
+
+from pipeline import package
+from pipeline.build import build
+from pipeline.config import load_config
+from pipeline.errors import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def make_sample(root: Path, extra: str = "", output: str | None = None) -> Path:
+    """The repository's sample book copied into root, with config lines changed."""
+    shutil.copytree(REPO / "samples", root / "samples", dirs_exist_ok=True)
+    text = (REPO / "audiobook.yml").read_text(encoding="utf-8")
+    if output is not None:
+        text = "\n".join(output if line.startswith("output:") else line
+                         for line in text.splitlines()) + "\n"
+    (root / "audiobook.yml").write_text(text + extra, encoding="utf-8")
+    return root / "audiobook.yml"
+
+
+def cover_png(path: Path) -> Path:
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "color=c=navy:s=32x32",
+                    "-frames:v", "1", "-c:v", "png", "-f", "image2", "-y", str(path)], check=True)
+    return path
+
+
+def pcm_of(path: Path, rate: int = 44100) -> array:
+    """16-bit mono samples of any audio file, decoded by ffmpeg."""
+    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
+                          "-ac", "1", "-ar", str(rate), "-"], capture_output=True, check=True).stdout
+    samples = array("h")
+    samples.frombytes(raw)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples
+
+
+def dbfs(x: float) -> float:
+    return 20 * math.log10(x / 32768) if x > 0 else -200.0
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sample")
+    cover_png(root / "cover.png")
+    config = make_sample(root, extra="cover: cover.png\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AUDIOBOOK_CACHE_DIR", str(root / "cache"))
+        cfg = load_config(config)
+        result = build(cfg, jobs=2)
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text(encoding="utf-8"))
+    return cfg, result, manifest
+
+
+def test_m4b_has_one_mark_per_manifest_chapter_with_its_title(sample):
+    cfg, _, manifest = sample
+    m4b = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b")
+    titles = [c["title"] for c in manifest["chapters"]]
+    assert [c.title for c in m4b.chapters] == titles
+    assert len(titles) == 3
+
+
+def test_m4b_marks_sit_on_the_chapter_boundaries_to_the_millisecond(sample):
+    cfg, _, manifest = sample
+    m4b = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b")
+    frames = 0
+    for mark, entry in zip(m4b.chapters, manifest["chapters"]):
+        assert mark.start == pytest.approx(frames / 44100, abs=0.001)
+        frames += entry["frames"]
+    # The book's audio is exactly the chapters' audio, end to end.
+    assert abs(len(pcm_of(cfg.output.dir / "the-keeper-of-gannet-point.m4b")) - frames) <= 44
+
+
+def test_m4b_carries_book_tags_cover_and_audiobook_kind(sample):
+    cfg, _, _ = sample
+    tags = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b").tags
+    assert tags["©nam"] == ["The Keeper of Gannet Point"]
+    assert tags["©ART"] == ["The audiobook-pipeline authors"]
+    assert tags["©alb"] == ["The Keeper of Gannet Point"]
+    assert tags["©day"] == ["2026"]
+    assert tags["stik"] == [2]
+    assert bytes(tags["covr"][0]) == (cfg.root / "cover.png").read_bytes()
+
+
+def test_chapter_mp3s_carry_title_artist_album_track_and_cover(sample):
+    cfg, _, manifest = sample
+    for n, entry in enumerate(manifest["chapters"], start=1):
+        tags = MP3(cfg.output.dir / entry["file"]).tags
+        assert str(tags["TIT2"]) == entry["title"]
+        assert str(tags["TPE1"]) == "The audiobook-pipeline authors"
+        assert str(tags["TALB"]) == "The Keeper of Gannet Point"
+        assert str(tags["TRCK"]) == f"{n}/3"
+        assert tags.getall("APIC")[0].data == (cfg.root / "cover.png").read_bytes()
+
+
+def test_playlist_lists_the_chapters_in_order(sample):
+    cfg, _, manifest = sample
+    lines = (cfg.output.dir / "playlist.m3u").read_text(encoding="utf-8").splitlines()
+    files = [line for line in lines if line and not line.startswith("#")]
+    assert files == [c["file"] for c in manifest["chapters"]]
+    assert files == sorted(files)
+
+
+def test_every_chapter_mp3_passes_an_independent_acx_check(sample):
+    cfg, _, manifest = sample
+    for entry in manifest["chapters"]:
+        path = cfg.output.dir / entry["file"]
+        info = MP3(path).info
+        assert info.sample_rate == 44100
+        assert info.bitrate >= 192000 and "CBR" in str(info.bitrate_mode)
+        samples = pcm_of(path)
+        n = len(samples)
+        assert n / 44100 <= 120 * 60
+        rms = math.sqrt(sum(s * s for s in samples) / n)
+        assert -23 <= dbfs(rms) <= -18, path.name
+        assert dbfs(max(abs(min(samples)), max(samples))) <= -3.0, path.name
+        voice = 32768 * 10 ** (-40 / 20)
+        first = next(i for i, s in enumerate(samples) if abs(s) > voice)
+        last = next(i for i in range(n - 1, -1, -1) if abs(samples[i]) > voice)
+        assert 0.5 <= first / 44100 <= 1.0, path.name
+        assert 1.0 <= (n - last) / 44100 <= 5.0, path.name
+        quietest = min(math.sqrt(sum(s * s for s in samples[i:i + 22050]) / 22050)
+                       for i in range(0, n - 22050, 11025))
+        assert -100 < dbfs(quietest) <= -60, "room tone, not digital silence"
+
+
+def test_audio_report_passes_the_sample_and_shows_a_row_per_file(sample):
+    cfg, _, _ = sample
+    table, ok = package.audio_report(cfg)
+    assert ok, table
+    for name in ("01-the-lighthouse-keeper.mp3", "the-keeper-of-gannet-point.m4b"):
+        assert name in table
+    assert "3/3" not in table and "4/4 file(s) pass" in table
+
+
+def test_m4b_only_keeps_chapter_audio_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
+    config = make_sample(tmp_path, output="output: {dir: build, formats: [m4b], bitrate: 192k, "
+                                          "sample_rate: 44100, loudness: acx}")
+    (tmp_path / "samples/chapters/02-the-harbour-office.md").unlink()
+    (tmp_path / "samples/chapters/03-two-voices.md").unlink()
+    text = config.read_text().split("  - source: samples/chapters/02")[0]
+    config.write_text(text)
+    cfg = load_config(config)
+    build(cfg, jobs=2)
+    visible = sorted(p.name for p in cfg.output.dir.iterdir() if not p.name.startswith("."))
+    assert visible == ["manifest.json", "the-keeper-of-gannet-point.m4b"]
+    assert len(MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b").chapters) == 1
+
+
+def test_a_chapter_longer_than_acx_allows_is_refused_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(package, "ACX_MAX_MINUTES", 0.1)  # 6 s stands in for 120 min
+    (tmp_path / "short.md").write_text("# Short\n\nA short line.\n", encoding="utf-8")
+    (tmp_path / "long.md").write_text("# The Long One\n\n" + "Words go on and on. " * 12 + "\n",
+                                      encoding="utf-8")
+    (tmp_path / "audiobook.yml").write_text(
+        "title: T\nauthor: A\nchapters:\n  - source: short.md\n  - source: long.md\n",
+        encoding="utf-8")
+    cfg = load_config(tmp_path / "audiobook.yml")
+    with pytest.raises(InputError) as caught:
+        build(cfg, jobs=2)
+    message = str(caught.value)
+    assert "chapter 2 'The Long One'" in message and "ACX allows at most" in message
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text(encoding="utf-8"))
+    # The chapter that fits is kept; no m4b is made from half a book.
+    assert [c["index"] for c in manifest["chapters"]] == [1]
+    assert not (cfg.output.dir / "t.m4b").exists()
