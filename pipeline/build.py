@@ -390,15 +390,19 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
         with cache.shared():
             plan = make_plan(cfg, cache, backend, chapters)
             result = BuildResult()
-            _synthesize(plan, cache, jobs, max_credits, offline, progress, result)
+            synthesize(plan, cache, jobs, max_credits, offline, progress, result)
             package.write_outputs(plan, cache, jobs, force, progress, result)
             return result
     finally:
         cache.close()
 
 
-def _synthesize(plan: Plan, cache: SegmentCache, jobs: int, max_credits: int | None,
-                offline: bool, progress: Progress, result: BuildResult) -> None:
+def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int | None = None,
+               offline: bool = False, progress: Progress | None = None,
+               result: BuildResult | None = None) -> BuildResult:
+    """Make and cache every segment the plan still needs; nothing is encoded."""
+    progress = progress or _NoProgress()
+    result = result if result is not None else BuildResult()
     to_send = plan.to_send()
     need = sum(s.credits for _, s in to_send)
     total_segments = sum(len(plan.chapters[i].segments) for i in plan.selected)
@@ -406,20 +410,18 @@ def _synthesize(plan: Plan, cache: SegmentCache, jobs: int, max_credits: int | N
         1 for i in plan.selected for s in plan.chapters[i].segments
         if s.key not in plan.chapters[i].cached)
     if not to_send:
-        return
+        return result
     if offline:
         first = to_send[0]
         raise OfflineMissError(
             f"--offline: {len(to_send)} segment(s) are not in the cache, first in chapter "
             f"{first[0].index} '{first[0].title}' ({first[0].source}, line {first[1].line}); "
             "build once without --offline to make them")
-    if plan.backend != "local" and max_credits is not None and need > max_credits:
+    # The same rule offline: the budget is about the plan, so a CI job that
+    # guards a remote build can be rehearsed on the free backend.
+    if max_credits is not None and need > max_credits:
         raise BudgetError(f"this build needs {need} credits, more than --max-credits {max_credits}; "
-                          "raise the limit or build fewer chapters")
-    if plan.backend == "local" and max_credits is not None and need > max_credits:
-        # Offline audio is free, but the budget says what the same plan would cost remotely.
-        raise BudgetError(f"this build's segments would cost {need} credits, more than "
-                          f"--max-credits {max_credits}")
+                          "raise the limit or build fewer chapters (see `audiobook plan`)")
     genders = plan.resolver.genders()
     tts = get_backend(plan.backend, genders=genders, journal=cache)
     requests = [SynthesisRequest(s.key, s.text, s.voice,
@@ -442,6 +444,7 @@ def _synthesize(plan: Plan, cache: SegmentCache, jobs: int, max_credits: int | N
         stats = getattr(tts, "stats", None)
         if stats:
             result.extra.update(stats())
+    return result
 
 
 def lower_bound(plan: Plan) -> int:

@@ -18,13 +18,10 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import io
-import os
 import threading
 import wave
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 from pipeline.book import Voice
 from pipeline.errors import AudiobookError
@@ -152,15 +149,6 @@ def engine_version() -> str:
     return _Engine.get().version
 
 
-def _speak_in_worker(args: tuple[str, EspeakVoice]) -> bytes:
-    return _Engine.get().speak(*args)
-
-
-# Below this many segments a worker pool costs more than it saves
-# (eSpeak speaks about 1000x faster than real time on one core).
-_POOL_THRESHOLD = 64
-
-
 class LocalBackend:
     name = "local"
 
@@ -178,15 +166,12 @@ class LocalBackend:
 
     def synthesize_all(self, requests: Sequence[SynthesisRequest], jobs: int,
                        on_result: OnResult) -> None:
-        workers = min(jobs, os.cpu_count() or 1, 8)
-        if workers <= 1 or len(requests) < _POOL_THRESHOLD:
-            for request in requests:
-                on_result(request, self.synthesize(request.text, request.voice))
-            return
-        work = [(r.text, self.settings_for(r.voice)) for r in requests]
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for request, wav in zip(requests, pool.map(_speak_in_worker, work, chunksize=8)):
-                on_result(request, Audio(wav, "wav", 0))
+        # One at a time, whatever --jobs says: eSpeak speaks about 1000x faster
+        # than real time on one core, so a worker pool (each process loading its
+        # own library) saved less than the chapter encoding it competes with for
+        # the same cores. The build encodes chapters in parallel instead.
+        for request in requests:
+            on_result(request, self.synthesize(request.text, request.voice))
 
     def close(self) -> None:
         pass

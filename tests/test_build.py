@@ -1,0 +1,283 @@
+"""The build end to end on the offline backend: incremental, frugal, exact to the plan."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import audio
+from pipeline.build import build, make_plan, open_cache, synthesize
+from pipeline.config import load_config
+from tests.conftest import run_cli
+
+CONFIG = """\
+title: Test Book
+author: Tester
+narrator: {voice: 2072}
+output: {formats: [mp3], loudness: none}
+cast:
+  holmes: {voice: 2080, emotion: calm}
+chapters:
+  - source: one.md
+  - source: two.md
+"""
+
+ONE = """\
+# The First
+
+The lamp was lit at dusk. It burned until the morning came over the hill.
+
+Nobody climbed the stair that night. The wind did all the talking.
+"""
+
+TWO = """\
+# The Second
+
+<!-- voice: holmes -->
+
+"Elementary," said the voice from the corner. "The tide tells you everything."
+
+<!-- narrator -->
+
+And that was the end of it.
+"""
+
+
+def long_chapter(paragraphs: int, seed: int = 1) -> str:
+    import random
+
+    rng = random.Random(seed)
+    words = ["tide", "lamp", "keeper", "harbour", "rope", "gull", "ledger", "stair", "salt",
+             "window", "storm", "ferry", "anchor", "quiet", "morning", "north", "signal"]
+    out = ["# A Long Chapter", ""]
+    for p in range(paragraphs):
+        sentences = [" ".join(rng.choice(words) for _ in range(rng.randint(4, 22))).capitalize() + "."
+                     for _ in range(rng.randint(1, 7))]
+        out += [f"Paragraph {p}. " + " ".join(sentences), ""]
+    return "\n".join(out)
+
+
+def synthesize_all_of(cfg) -> None:
+    """Fill the cache as a build would, without encoding (the encoder is tested elsewhere)."""
+    cache = open_cache(cfg)
+    try:
+        synthesize(make_plan(cfg, cache), cache)
+    finally:
+        cache.close()
+
+
+def mtimes(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+
+
+def test_build_writes_real_speech_and_a_second_build_does_nothing(project):
+    cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    cfg = load_config(cfg_path)
+    first = build(cfg)
+    assert first.segments_synthesized > 0 and first.chapters_written == 2
+    out = cfg.output.dir
+    names = sorted(p.name for p in out.glob("*.mp3"))
+    assert names == ["01-the-first.mp3", "02-the-second.mp3"]
+    for name in names:
+        pcm = audio.decode((out / name).read_bytes(), "mp3", 16000)
+        assert pcm.duration_seconds > 3
+        assert pcm.dBFS > -40  # speech, not silence
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["title"] for c in manifest["chapters"]] == ["The First", "The Second"]
+    assert all(c["duration_ms"] > 3000 and c["segments"] for c in manifest["chapters"])
+
+    before = mtimes(out)
+    time.sleep(0.01)
+    second = build(load_config(cfg_path))
+    assert (second.segments_synthesized, second.chapters_written) == (0, 0)
+    assert second.chapters_unchanged == 2
+    assert mtimes(out) == before
+
+
+def test_plan_says_exactly_what_build_does(project):
+    cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    cfg = load_config(cfg_path)
+    cache = open_cache(cfg)
+    plan = make_plan(cfg, cache).as_json()
+    cache.close()
+    result = build(cfg)
+    keys = {s["key"] for c in plan["chapters"] for s in c["segments"]}
+    assert result.segments_synthesized == len(keys) == plan["totals"]["segments"]
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
+    assert [s["key"] for c in manifest["chapters"] for s in c["segments"]] == \
+        [s["key"] for c in plan["chapters"] for s in c["segments"]]
+    cache = open_cache(cfg)
+    after = make_plan(cfg, cache).as_json()
+    cache.close()
+    assert after["totals"]["credits_to_spend"] == 0
+    assert after["totals"]["cached_segments"] == after["totals"]["segments"]
+
+
+def test_inline_switches_move_paragraphs_between_voices(project):
+    cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
+    cache = open_cache(cfg)
+    chapter = make_plan(cfg, cache).as_json()["chapters"][1]
+    cache.close()
+    by_text = {s["text"]: (s["voice"], s["emotion"]) for s in chapter["segments"]}
+    holmes = [t for t in by_text if "Elementary" in t]
+    narrator = [t for t in by_text if "end of it" in t]
+    assert holmes and narrator
+    assert by_text[holmes[0]] == (2080, 8)
+    assert by_text[narrator[0]] == (2072, 0)
+    # No segment carries both voices' text.
+    assert not any("Elementary" in t and "end of it" in t for t in by_text)
+
+
+def test_one_sentence_edit_repays_only_around_it_and_other_chapters_keep_their_segments(project):
+    text = long_chapter(160)
+    cfg_path = project(CONFIG, {"one.md": text, "two.md": TWO})
+    cfg = load_config(cfg_path)
+    synthesize_all_of(cfg)
+    cache = open_cache(cfg)
+    before = make_plan(cfg, cache).as_json()
+    cache.close()
+    assert before["chapters"][0]["characters"] > 12000
+
+    edited = text.replace("Paragraph 80. ", "Paragraph 80. The keeper changed one sentence here. ")
+    Path("one.md").write_text(edited, encoding="utf-8")
+    cache = open_cache(cfg)
+    after = make_plan(load_config(cfg_path), cache).as_json()
+    cache.close()
+    assert 0 < after["totals"]["credits_to_spend"] <= 20
+    assert after["chapters"][1]["segments"] == before["chapters"][1]["segments"]
+    synthesize_all_of(load_config(cfg_path))
+
+    inserted = edited.replace("Paragraph 120. ", "A brand new paragraph sits here. It is short.\n\nParagraph 120. ")
+    Path("one.md").write_text(inserted, encoding="utf-8")
+    cache = open_cache(cfg)
+    again = make_plan(load_config(cfg_path), cache).as_json()
+    cache.close()
+    assert 0 < again["totals"]["credits_to_spend"] <= 20
+
+
+def test_lexicon_rewrites_the_text_sent(project):
+    cfg = load_config(project(CONFIG.replace("cast:", 'lexicon: {"Dr.": "Doctor", "sql": "sequel"}\ncast:'),
+                              {"one.md": "# Hi\n\nDr. Lee wrote SQL and Sql all day.\n", "two.md": TWO}))
+    cache = open_cache(cfg)
+    texts = [s["text"] for s in make_plan(cfg, cache).as_json()["chapters"][0]["segments"]]
+    cache.close()
+    assert "Doctor Lee wrote sequel and Sequel all day." in texts
+
+
+def test_chapter_selection_builds_only_those(project):
+    cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
+    result = build(cfg, ["2"])
+    assert result.chapters_written == 1
+    assert [p.name for p in cfg.output.dir.glob("*.mp3")] == ["02-the-second.mp3"]
+    result = build(cfg, ["the-first"])
+    assert result.chapters_written == 1 and result.chapters_unchanged == 0
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
+    assert [c["index"] for c in manifest["chapters"]] == [1, 2]
+
+
+def test_cli_exit_codes_for_budget_offline_and_bad_chapter(project, tmp_path):
+    project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    offline = run_cli("build", "--offline", cwd=tmp_path)
+    assert offline.returncode == 4, offline.stderr
+    assert "not in the cache" in offline.stderr and "Traceback" not in offline.stderr
+    budget = run_cli("build", "--max-credits", "1", cwd=tmp_path)
+    assert budget.returncode == 3, budget.stderr
+    assert "--max-credits" in budget.stderr
+    bad = run_cli("build", "9", cwd=tmp_path)
+    assert bad.returncode == 2 and "'9' is not a chapter" in bad.stderr
+    ok = run_cli("build", "--json", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    summary = json.loads(ok.stdout)
+    assert summary["chapters_written"] == 2 and summary["credits_spent"] == 0
+    again = run_cli("build", "--offline", "--json", cwd=tmp_path)
+    assert again.returncode == 0
+    assert json.loads(again.stdout)["segments_synthesized"] == 0
+
+
+def test_plan_json_has_the_contract_shape(project, tmp_path):
+    project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    result = run_cli("plan", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert {"title", "backend", "chapters", "totals"} <= set(plan)
+    seg = plan["chapters"][0]["segments"][0]
+    assert {"key", "characters", "credits", "cached", "voice", "emotion", "speed", "language",
+            "text"} <= set(seg)
+    assert seg["characters"] == len(seg["text"]) and seg["credits"] == -(-len(seg["text"]) // 100)
+    assert len(seg["key"]) == 64
+    totals = plan["totals"]
+    assert totals["credits"] == sum(c["credits"] for c in plan["chapters"])
+    assert totals["credits_to_spend"] == totals["credits"]
+
+
+def test_two_builds_at_once_share_one_cache_safely(project, tmp_path):
+    project(CONFIG.replace("output: {", "output: {dir: out-a, "), {"one.md": long_chapter(25), "two.md": TWO})
+    (tmp_path / "b.yml").write_text((tmp_path / "audiobook.yml").read_text().replace("out-a", "out-b"))
+    env = {**os.environ}
+    procs = [subprocess.Popen([sys.executable, "-m", "pipeline", "-c", cfg, "build", "--json"],
+                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for cfg in ("audiobook.yml", "b.yml")]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for name in ("01-a-long-chapter.mp3", "02-the-second.mp3"):
+        assert (tmp_path / "out-a" / name).read_bytes() == (tmp_path / "out-b" / name).read_bytes()
+    third = run_cli("build", "--json", cwd=tmp_path)
+    assert json.loads(third.stdout)["segments_synthesized"] == 0
+
+
+def test_a_killed_build_resumes_without_losing_audio(project, tmp_path):
+    project(CONFIG, {"one.md": long_chapter(150, seed=9), "two.md": TWO})
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--jobs", "1"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cfg = load_config(tmp_path / "audiobook.yml")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        cache = open_cache(cfg)
+        n = len(cache.keys())
+        cache.close()
+        if n >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    cache = open_cache(cfg)
+    plan = make_plan(cfg, cache)
+    cache.close()
+    done_before = plan.totals()["cached_segments"]
+    assert done_before >= 3
+    # What the killed build paid for is kept; the next run makes only the rest.
+    cache = open_cache(cfg)
+    try:
+        result = synthesize(make_plan(cfg, cache), cache)
+        again = make_plan(cfg, cache).totals()
+    finally:
+        cache.close()
+    assert result.segments_cached >= done_before
+    assert result.segments_synthesized == plan.totals()["segments"] - done_before
+    assert again["cached_segments"] == again["segments"]
+    assert not list(cfg.output.dir.glob("*.mp3"))  # killed mid-synthesis: no half output
+
+
+@pytest.mark.parametrize("args", [("cache", "stats", "--json")])
+def test_cache_commands(project, tmp_path, args):
+    project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    assert run_cli("build", cwd=tmp_path).returncode == 0
+    stats = json.loads(run_cli(*args, cwd=tmp_path).stdout)
+    assert stats["segments"] > 0
+    Path("two.md").write_text("# The Second\n\nA different text now.\n", encoding="utf-8")
+    pruned = run_cli("cache", "prune", "--yes", cwd=tmp_path)
+    assert pruned.returncode == 0 and "dropped" in pruned.stdout
+    after = json.loads(run_cli(*args, cwd=tmp_path).stdout)
+    assert 0 < after["segments"] < stats["segments"]
+    refused = run_cli("cache", "clear", cwd=tmp_path)
+    assert refused.returncode != 0
+    cleared = run_cli("cache", "clear", "--yes", cwd=tmp_path)
+    assert cleared.returncode == 0
+    assert json.loads(run_cli(*args, cwd=tmp_path).stdout)["segments"] == 0
