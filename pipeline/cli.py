@@ -38,6 +38,9 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
 
 
 def _fail(exc: BaseException) -> None:
+    if isinstance(exc, BrokenPipeError):  # `audiobook plan | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     if isinstance(exc, AudiobookError):
         for line in exc.lines():
             click.echo(f"error: {line}" if not line.startswith(("warning:",)) else line, err=True)
@@ -55,8 +58,28 @@ def _fail(exc: BaseException) -> None:
     sys.exit(code)
 
 
+def _set_verbose(ctx: click.Context, _param, value: bool) -> None:
+    if value:
+        _State.verbose = True
+        _setup_logging(_State.verbose, _State.quiet)
+
+
+def _set_quiet(ctx: click.Context, _param, value: bool) -> None:
+    if value:
+        _State.quiet = True
+        _setup_logging(_State.verbose, _State.quiet)
+
+
 def handled(func):
-    """Run a command, turning our errors into plain lines and exit codes."""
+    """Run a command, turning our errors into plain lines and exit codes.
+
+    Also accepts -v/-q after the command name (`audiobook build -q`), as well
+    as before it.
+    """
+    func = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
+                        help="Only warnings and errors.")(func)
+    func = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+                        help="More detail, and tracebacks on errors.")(func)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
