@@ -141,6 +141,19 @@ class VoiceResolver:
         return Voice(ref, int(settings.get("emotion", 0)), float(settings.get("speed", 1.0)),
                      settings.get("language", self.cfg.language)), None
 
+    def problems(self) -> list[Problem]:
+        """Narrator and cast voices that do not resolve (unknown ids or names)."""
+        found = []
+        named = [("narrator", self.cfg.narrator)] + [(f"cast.{n}", c) for n, c in self.cfg.cast.items()]
+        for key, settings in named:
+            if "voice" not in settings:
+                continue
+            _, message = self.voice(self.base(settings) if key != "narrator" else self.base({}))
+            if message:
+                found.append(Problem(self.cfg.display, self.cfg.line_of(f"{key}.voice"),
+                                     f"{key}.voice", message))
+        return found
+
     def genders(self) -> dict[int, int]:
         return {v.id: v.gender for v in self.library or [] if v.gender is not None}
 
@@ -157,7 +170,8 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
     current = base
     voice, message = resolver.voice(current)
     if message:
-        problems.append(Problem(cfg.display, entry.line, f"chapters[{entry.index}].voice", message))
+        key = f"chapters[{entry.index}].voice" if "voice" in entry.overrides else "narrator.voice"
+        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, message))
         return []
     runs: list[Run] = []
     pending: list[Block] = []
@@ -195,6 +209,21 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                     voice = new_voice
     flush("paragraph")
     return runs
+
+
+def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:
+    """A voice whose library language differs from the language it is asked to read."""
+    if resolver.library is None:
+        return []
+    by_id = {v.id: v for v in resolver.library}
+    out = []
+    for run in runs:
+        info = by_id.get(run.voice.voice)
+        if info and info.language and info.language not in (run.voice.language, "all"):
+            out.append(Problem(chapter.source, run.line, "voice",
+                               f"voice {info.id} ({info.display_name}) speaks {info.language!r} "
+                               f"but reads {run.voice.language!r} text here", warning=True))
+    return out
 
 
 def _with_pause(run: Run, pause: str) -> Run:
@@ -319,13 +348,15 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     selected = select_chapters(book, chapters)
     lexicon = compile_lexicon(cfg.lexicon)
     cached = frozenset(cache.keys())
-    problems: list[Problem] = []
+    problems: list[Problem] = resolver.problems()
 
     key_for = key_function(backend, identity, resolver.genders())
     plans = []
     slugs: set[str] = set()
     for n, chapter in enumerate(book, start=1):
         runs = chapter_runs(chapter, cfg, resolver, lexicon, problems)
+        for warning in language_warnings(resolver, chapter, runs):
+            log.warning("%s", warning)
         segments = segment_runs(runs, cfg.max_chars, key_for, cached)
         slug = _unique(slugify(chapter.title, f"chapter-{n}"), slugs)
         plans.append(ChapterPlan(n, chapter.title, slug, chapter.source, tuple(segments),
