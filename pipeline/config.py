@@ -291,11 +291,15 @@ class _Checker:
         self.problems: list[Problem] = []
 
     def line(self, key: str) -> int | None:
+        """The line of `key`, else of its nearest parent that is in the file."""
         while key:
             if key in self.lines:
                 return self.lines[key]
-            key = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", key)
-        return None
+            parent = re.sub(r"(\.[^.\[]*|\[\d+\])$", "", key)
+            if parent == key:  # a top-level key the file does not have
+                return None
+            key = parent
+        return self.lines.get("")
 
     def add(self, key: str, message: str, warning: bool = False) -> None:
         self.problems.append(Problem(self.display, self.line(key), key, message, warning))
