@@ -226,9 +226,12 @@ class PollPolicy:
 class DurationEstimate:
     """How long tasks take, learned from the ones that finished.
 
-    The first poll of a task goes out when tasks have been taking; polls that
-    follow start short and grow. The smallest recent duration is used: a poll
-    a little early costs one request, a poll late costs the slot's time.
+    A task's first poll goes out a little before the shortest recent
+    duration, then polls come at short, growing steps. Polling a little early
+    costs a request; polling late costs the slot's idle time. Polling early
+    is also what lets the estimate come down when the service speeds up: it
+    is the smallest duration observed, and a poll made late observes nothing
+    shorter than itself.
     """
 
     def __init__(self, policy: PollPolicy):
@@ -239,12 +242,11 @@ class DurationEstimate:
         self._recent.append(seconds)
 
     def first_poll(self) -> float:
-        return min(self._recent) if self._recent else self.policy.first
+        return 0.9 * min(self._recent) if self._recent else self.policy.first
 
     def next_interval(self, previous: float | None) -> float:
         if previous is None:
-            start = self.first_poll() * 0.1 if self._recent else self.policy.first
-            return max(0.02, start)
+            return max(0.01, 0.05 * min(self._recent)) if self._recent else self.policy.first
         return min(previous * self.policy.factor, self.policy.cap)
 
 
@@ -254,7 +256,8 @@ class AdaptiveWindow:
     def __init__(self, ceiling: int):
         self.ceiling = max(1, ceiling)
         self.size = float(self.ceiling)
-        self.active = 0
+        self.active = 0  # slots held: tasks being created or polled
+        self.confirmed = 0  # of those, tasks the service accepted and has not finished
         self._changed = asyncio.Condition()
 
     async def acquire(self) -> None:
@@ -268,11 +271,13 @@ class AdaptiveWindow:
             self._changed.notify_all()
 
     def accepted(self) -> None:
-        self.size = min(float(self.ceiling), self.size + 1 / self.size)
+        """A create went through: probe one task higher, slowly, if the window is full."""
+        if self.active >= int(self.size):
+            self.size = min(float(self.ceiling), self.size + 1 / self.size)
 
     def concurrency_refused(self) -> None:
-        # Our other tasks in flight are exactly what the service allows us.
-        self.size = max(1.0, float(self.active - 1))
+        # The tasks the service holds for us are exactly what it allows us.
+        self.size = max(1.0, float(self.confirmed))
 
     def rate_refused(self) -> None:
         self.size = max(1.0, self.size / 2)
@@ -462,14 +467,18 @@ class _Run:
             job_id = self._journaled(request)
             resumed = job_id is not None
             await self.window.acquire()
+            held = False
             try:
                 if resumed:
                     self.b.counters["tasks_resumed"] += 1
                     log.debug("resuming task %s for %s", job_id, request.label)
                 else:
                     job_id = await self._create(request)
+                self.window.confirmed += 1
+                held = True
                 output = await self._wait(job_id, request, resumed)
             finally:
+                self.window.confirmed -= held
                 await self.window.release()
             if output is not None:
                 break
@@ -544,7 +553,7 @@ class _Run:
     async def _yield_slot(self, delay: float) -> None:
         """After 101004: wait for one of our own tasks to end, else back off."""
         self.window.concurrency_refused()
-        if self.window.active <= 1:
+        if self.window.confirmed == 0:
             await asyncio.sleep(delay)  # the key is busy elsewhere: back off
             return
         await self.window.release()
