@@ -422,3 +422,29 @@ def test_backoff_doubles_with_jitter_up_to_a_cap_and_honours_retry_after():
         assert len(set(delays)) > 1  # jittered
     assert retry_delay(policy, _error(101003, retry_after=3.0), 0) == 3.0
     assert retry_delay(policy, _error(101003, retry_after=999.0), 0) == 120.0
+
+
+def test_a_fresh_task_the_service_never_finds_fails_naming_it():
+    service = FakeService(polls=[_code(101008, "Task not found")])
+    with pytest.raises(UnexpectedResponseError) as caught:
+        run(fake(service, poll=PollPolicy(first=0.01, unknown_status_limit=2)), requests_for(1))
+    assert caught.value.job_id == "j1" and "not found" in str(caught.value)
+    assert service.count(CREATE_PATH) == 1  # never paid for twice
+
+
+def test_needs_retry_is_retried_and_parameter_errors_are_not():
+    retried = FakeService(creates=[_code(100099), _ok({"job_id": "j1"})])
+    assert len(run(fake(retried), requests_for(1))) == 1
+    refused = FakeService(creates=[_code(100002, "Parameter error")])
+    with pytest.raises(ServiceError) as caught:
+        run(fake(refused), requests_for(1))
+    assert caught.value.code == 100002 and refused.count(CREATE_PATH) == 1
+
+
+def test_retry_after_may_be_an_http_date():
+    from pipeline.tts.audiocleaner import _retry_after
+
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "2"})) == 2.0
+    past = "Wed, 21 Oct 2015 07:28:00 GMT"
+    assert _retry_after(httpx.Response(429, headers={"retry-after": past})) == 0.0
+    assert _retry_after(httpx.Response(429, headers={"retry-after": "soon"})) is None

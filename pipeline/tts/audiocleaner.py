@@ -320,8 +320,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return float(value)
     except ValueError:
         pass
-    when = email.utils.parsedate_to_datetime(value) if value else None
-    return max(0.0, when.timestamp() - time.time()) if when else None
+    try:  # the other form the header may take: an HTTP date
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class AudioCleanerBackend:
@@ -617,8 +620,8 @@ class _Run:
                     log.warning("journaled task %s for %s is gone (%s); creating a new one",
                                 job_id, request.label, exc.raw_message)
                     return None
-                exc.job_id = job_id
-                raise
+                # A task we just created: the service may not know it everywhere yet.
+                data = {"status": "not found"}
             self.b.counters["polls"] += 1
             status = str(data.get("status", "")).lower() if isinstance(data, dict) else ""
             output = data.get("output") if isinstance(data, dict) else None
