@@ -1,72 +1,151 @@
 """Text normalization shared by every source, and the lexicon.
 
-The rule: what reaches the service is what a narrator would read. Invisible
-characters never do; whitespace is collapsed; quotes and dashes are kept
-because they shape intonation.
+The rule: what reaches the service is what a narrator would read.
+
+- Invisible characters never do: every Unicode format character (category
+  Cf: soft hyphen, zero-width space and joiners, word joiner, BOM, bidi marks
+  and isolates, invisible operators, tag characters, ...), variation
+  selectors, the combining grapheme joiner and the Hangul fillers.
+- Whitespace is collapsed to single spaces; a line break ("\\n", also from
+  U+2028, U+2029 or a lone CR) is kept, because in verse it is a pause;
+  blank lines and spaces at line ends go.
+- Other control characters become spaces.
+- Bare URLs (http://..., www....) are dropped, with the space before them
+  when punctuation follows; footnote markers ([^1]) are dropped.
+- Quotes, apostrophes, dashes and ellipses are kept: they shape intonation.
+  CJK and other scripts are kept as they are (NFC, never NFKC: full-width
+  punctuation stays full-width).
+
+`normalize` is idempotent: normalizing its output changes nothing.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-# Zero-width and formatting characters that carry no sound: word joiner,
-# zero-width space/joiners, BOM, soft hyphen, invisible operators, Mongolian
-# vowel separator, bidi marks and embeddings.
+# Format characters (Cf, Unicode 15) plus invisible characters of other
+# categories: combining grapheme joiner, Hangul fillers, Khmer inherent
+# vowels, Mongolian free variation selectors, variation selectors; and lone
+# surrogates, which cannot be encoded for the service at all.
 _INVISIBLE = re.compile(
-    "[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufe00-\ufe0f]"
+    "[\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
+    "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164"
+    "\ud800-\udfff\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0001-\U000e007f\U000e0100-\U000e01ef]"
 )
+_LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x85]")
 # Every Unicode space separator, tab and non-breaking space becomes a space.
-_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+", re.IGNORECASE)
+_SPACES = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# A URL ends before trailing punctuation: "see www.example.com." keeps its ".".
+_URL = re.compile(
+    r"(?P<space>[ \t]*)\b(?:https?://|www\.)[^\s<>\"')\]]*[^\s<>\"')\].,;:!?]",
+    re.IGNORECASE,
+)
 _FOOTNOTE_MARK = re.compile(r"\[\^[^\]\s]+\]")
+_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
+_PUNCTUATION_AFTER = ".,;:!?)]\n"
 
 
 def normalize(text: str) -> str:
     """Clean text for speech, keeping "\\n" as a line break (verse)."""
-    text = unicodedata.normalize("NFC", text)
     text = _INVISIBLE.sub("", text)
-    text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
-    text = _URL.sub("", text)
-    text = _FOOTNOTE_MARK.sub("", text)
+    text = _LINE_BREAKS.sub("\n", text)
+    text = _CONTROL.sub(" ", text)
+    text = unicodedata.normalize("NFC", text)
+    text = _drop_markers(text)
     lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
     return "\n".join(line for line in lines if line)
+
+
+def _drop_markers(text: str) -> str:
+    """Drop URLs and footnote markers until none is left.
+
+    One pass is not enough: dropping "[^1]" from "[[^1]^2]" leaves "[^2]".
+    """
+    while True:
+        new = _URL.sub(_url_replacement, text)
+        new = _FOOTNOTE_MARK.sub("", new)
+        if new != text:
+            new = _EMPTY_BRACKETS.sub("", new)
+        if new == text:
+            return text
+        text = new
+
+
+def _url_replacement(match: re.Match[str]) -> str:
+    following = match.string[match.end():match.end() + 1]
+    if not following or following in _PUNCTUATION_AFTER:
+        return ""
+    return match.group("space")
 
 
 def has_invisible(text: str) -> bool:
     return bool(_INVISIBLE.search(text))
 
 
-def compile_lexicon(lexicon: Mapping[str, str]):
-    """A function that rewrites whole words per the lexicon.
+# Scripts written without spaces between words: a lexicon key in them matches
+# anywhere, and next to them any key has a word boundary ("用SQL查询").
+_NO_SPACE_RANGES = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
+                    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
+_NO_SPACE_SCRIPT = re.compile(f"[{_NO_SPACE_RANGES}]")
+# A letter, digit or underscore of a script that separates words by spaces.
+_SPACED_WORD_CHAR = f"[^\\W{_NO_SPACE_RANGES}]"
 
-    A key matches only as a whole word (not inside a longer word). A key
-    written in lower case matches any capitalisation, and the replacement's
-    first letter follows the match's ("sql" -> "sequel", "Sql" -> "Sequel",
-    "SQL" -> "sequel" unless "SQL" has its own entry). Any other key matches
-    exactly as written. Longer keys win over shorter ones.
+
+def _key_pattern(key: str) -> str:
+    """A key as a regex: not glued to a word on either side (see compile_lexicon)."""
+    body = re.escape(key)
+    if key == key.lower():
+        body = f"(?i:{body})"
+    before = "" if _NO_SPACE_SCRIPT.match(key[0]) else f"(?<!{_SPACED_WORD_CHAR})"
+    after = "" if _NO_SPACE_SCRIPT.match(key[-1]) else f"(?!{_SPACED_WORD_CHAR})"
+    return before + body + after
+
+
+def compile_lexicon(lexicon: Mapping[str, str]) -> Callable[[str], str]:
+    """A function that rewrites words per the lexicon, in one pass.
+
+    The rule:
+    - Whole words only: a key matches where neither side touches a letter,
+      digit or underscore, so never inside a longer word ("cat" is not found
+      in "concatenate", "Dr." neither in "XDr." nor in "Dr.No"). A hyphen or
+      an apostrophe ends a word, so "SQL" is found in "SQL-based". In
+      scripts written without spaces (Chinese, Japanese, Thai, ...) there
+      are no word boundaries: such keys match anywhere, and such letters
+      next to a key do not glue it to a word.
+    - Case: a key written all in lower case matches any capitalisation, and
+      a capitalised match capitalises the replacement ("sql" -> "sequel":
+      "Sql" -> "Sequel"; "SQL" -> "sequel"). A key with any capital letter
+      ("Dr.", "SQL", "iOS") matches only exactly as written, and wins over a
+      lower-case key that also matches.
+    - Where keys overlap, the longest wins ("New York City" before "New
+      York"); the earliest match in the text comes first.
+    - One pass: a replacement is never rewritten again.
+    - Runs of whitespace in a key match one space (text is normalized).
     """
-    if not lexicon:
+    entries = {" ".join(k.split()): v for k, v in lexicon.items() if k and k.strip()}
+    if not entries:
         return lambda text: text
-    exact = {k: v for k, v in lexicon.items() if k != k.lower()}
-    folded = {k: v for k, v in lexicon.items() if k == k.lower()}
-    keys = sorted(lexicon, key=len, reverse=True)
-    pattern = re.compile(
-        "|".join(
-            rf"(?<!\w){re.escape(k)}(?!\w)" if k != k.lower()
-            else rf"(?<!\w)(?i:{re.escape(k)})(?!\w)"
-            for k in keys
-        )
-    )
+    exact = {k: v for k, v in entries.items() if k != k.lower()}
+    folded = {k: v for k, v in entries.items() if k == k.lower()}
+    # Exact keys first among keys of one length, so "SQL" beats "sql" on "SQL".
+    keys = sorted(entries, key=lambda k: (-len(k), k == k.lower()))
+    pattern = re.compile("|".join(_key_pattern(k) for k in keys))
+    lower_patterns = [(re.compile(_key_pattern(k)), k) for k in keys if k in folded]
 
     def replace(match: re.Match[str]) -> str:
         word = match.group(0)
         if word in exact:
             return exact[word]
-        replacement = folded[word.lower()]
+        key = word.lower()
+        if key not in folded:
+            # Case-insensitive matching is wider than str.lower() ("ſ", "K").
+            key = next(k for p, k in lower_patterns if p.fullmatch(word))
+        replacement = folded[key]
         if word[:1].isupper() and not word.isupper():
             return replacement[:1].upper() + replacement[1:]
         return replacement
