@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from pipeline import package
 from pipeline.book import Block, Chapter, Voice, slugify
-from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir, segment_key
+from pipeline.cache import CachedAudio, KeyMaker, SegmentCache, resolve_cache_dir
 from pipeline.config import Config, check_emotion, check_language, check_speed, check_voice_id
 from pipeline.errors import BudgetError, InputError, OfflineMissError, Problem
 from pipeline.segment import Run, Segment, atoms_of_paragraph, credits_for, segment_runs
@@ -369,14 +369,10 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
 def key_function(backend: str, identity: str, genders: dict[int, int]):
     """The segment-key function of a backend (see cache.segment_key)."""
     if backend != "local":
-        return lambda voice, text: segment_key(identity, voice, text)
+        return KeyMaker(identity)
     from pipeline.tts.local import espeak_voice
 
-    def key_for(voice: Voice, text: str) -> str:
-        engine = espeak_voice(voice, genders.get(voice.voice))
-        return segment_key(identity, voice, text, repr(engine))
-
-    return key_for
+    return KeyMaker(identity, lambda voice: repr(espeak_voice(voice, genders.get(voice.voice))))
 
 
 def _unique(slug: str, taken: set[str]) -> str:

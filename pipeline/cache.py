@@ -50,19 +50,43 @@ def segment_key(backend: str, voice: Voice, text: str, engine_voice: str = "") -
     engine_voice is what an offline engine makes of the voice (its variant and
     prosody), which can depend on the voice library as well as on the voice.
     """
-    head = json.dumps(
-        {
-            "format": CACHE_FORMAT,
-            "backend": backend,
-            "engine_voice": engine_voice,
-            "voice": voice.voice,
-            "emotion": voice.emotion,
-            "speed": float(voice.speed),
-            "language": voice.language,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(f"{head}\n{text}".encode()).hexdigest()
+    return KeyMaker(backend, lambda v: engine_voice)(voice, text)
+
+
+class KeyMaker:
+    """segment_key as a function of (voice, text), hashing each voice's head once.
+
+    The packer asks for the key of every candidate segment, so the per-voice
+    part of the hash is computed once and copied.
+    """
+
+    def __init__(self, backend: str, engine_voice=lambda voice: ""):
+        self.backend = backend
+        self.engine_voice = engine_voice
+        self._heads: dict[Voice, hashlib._Hash] = {}
+
+    def _head(self, voice: Voice):
+        head = self._heads.get(voice)
+        if head is None:
+            spec = json.dumps(
+                {
+                    "format": CACHE_FORMAT,
+                    "backend": self.backend,
+                    "engine_voice": self.engine_voice(voice),
+                    "voice": voice.voice,
+                    "emotion": voice.emotion,
+                    "speed": float(voice.speed),
+                    "language": voice.language,
+                },
+                sort_keys=True,
+            )
+            head = self._heads[voice] = hashlib.sha256(f"{spec}\n".encode())
+        return head
+
+    def __call__(self, voice: Voice, text: str) -> str:
+        digest = self._head(voice).copy()
+        digest.update(text.encode())
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True)
