@@ -251,11 +251,12 @@ def encode_mp3(wav: bytes) -> bytes:
 
 
 def tone_wav(seconds: float, rate: int = 16000) -> bytes:
-    """A quiet 440 Hz tone: cheap audio for load tests."""
+    """A quiet 400 Hz tone: cheap audio for load tests (one period, repeated)."""
+    period = rate // 400
+    cycle = b"".join(int(8000 * math.sin(2 * math.pi * i / period)).to_bytes(2, "little", signed=True)
+                     for i in range(period))
     frames = int(seconds * rate)
-    step = 2 * math.pi * 440 / rate
-    samples = b"".join(int(8000 * math.sin(i * step)).to_bytes(2, "little", signed=True)
-                       for i in range(frames))
+    samples = (cycle * (frames // period + 1))[: frames * 2]
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
