@@ -1,40 +1,83 @@
-"""Markdown -> a chapter of blocks, with markdown-it-py.
+"""Markdown -> a chapter of blocks, with markdown-it-py (CommonMark).
 
-What is read, and how (the rule is the same for EPUB):
+What is read, and how (the same rule as EPUB's, see epub.py):
 - headings, paragraphs, block quotes and list items are read; a list item
   without closing punctuation gets a full stop so it is read as a sentence;
 - emphasis, strong and strike-through are read as plain text; inline code is
-  read as its words; link text is read, the URL never is; bare URLs are
-  dropped;
-- code blocks, tables, images, raw HTML and footnote definitions are skipped;
-  footnote markers ([^1]) are dropped;
-- a thematic break (---, * * *) is a scene break;
+  read as its words; link text is read, the URL never is; a link whose text
+  is its URL, an autolink (<https://...>) and a bare URL are dropped;
+- skipped: code blocks, tables, images (alt text too), raw HTML blocks,
+  footnote definitions ([^1]: ...) and footnote markers ([^1]);
+- inline HTML: the tags are dropped and the text inside them is read, except
+  inside elements that are not prose: page-break markers (epub:type or role
+  pagebreak, class pagenum, ...), note references (epub:type noteref, or a
+  <sup>/<a> linking to "#..." whose text is only a mark like 1, [2], *),
+  hidden elements (hidden, aria-hidden="true", display:none) and script,
+  style, svg, math and similar; <br> is a line break;
+- a thematic break (---, * * *), an <hr> block, or a paragraph made only of
+  ornaments such as "⁂" or "~ ~ ~" is a scene break;
 - an HTML comment alone on its line is a voice switch when it reads
-  `<!-- voice: NAME -->`, `<!-- emotion: sad, speed: 0.9 -->` or
-  `<!-- narrator -->`; any other comment is skipped;
+  `<!-- voice: NAME -->`, `<!-- emotion: sad, speed: 0.9 -->` (settings
+  voice, emotion, speed, language) or `<!-- narrator -->` (back to the
+  chapter's voice); a comment that starts like a switch but has an unknown
+  setting is an error; any other comment is skipped;
 - a hard line break (two spaces or a backslash at a line end) is kept as a
-  line break, read as a short pause (verse).
+  line break, read as a short pause (verse);
+- YAML front matter (between --- lines at the top) is skipped; its `title`
+  names the chapter.
+
+A chapter's title is, in order: `title:` in audiobook.yml, the front matter's
+title, the first heading, the file name without a leading number
+("03-the-storm.md" -> "The Storm").
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
-from pipeline.sources.text import normalize
+from pipeline.sources.text import DROPPED, is_blank, normalize
 
 _SWITCH = re.compile(r"^\s*<!--\s*(.*?)\s*-->\s*$", re.DOTALL)
 _SWITCH_KEYS = ("voice", "emotion", "speed", "language")
-_FOOTNOTE_DEF = re.compile(r"^\[\^[^\]]+\]:")
-_FRONT_MATTER = re.compile(r"\A---\r?\n.*?\r?\n(?:---|\.\.\.)\r?\n", re.DOTALL)
+_SWITCH_START = re.compile(r"^(voice|emotion|speed|language)\s*:", re.IGNORECASE)
+_FOOTNOTE_DEF = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:")
+_FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _SENTENCE_END = re.compile(r"[.!?…:;。！？」』\"'”’)]$")
+_SCENE_TEXT = re.compile(r"^[\s*⁂#~•·✻✽✢❦❧☙⸻⸺—–_=+∗◊◆○●]+$")
+_HR_BLOCK = re.compile(r"^\s*<hr\b[^>]*>\s*$", re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^\d+[\s._-]+(?=\S)")
+
+# Inline HTML.
+_TAG = re.compile(r"^<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>$",
+                  re.DOTALL)
+_ATTR = re.compile(r"([A-Za-z_:][-\w:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "source", "track", "wbr"})
+_SKIP_TAGS = frozenset({"script", "style", "img", "svg", "math", "picture", "video", "audio",
+                        "object", "embed", "iframe", "canvas", "map", "table", "pre", "form",
+                        "button", "select", "textarea", "nav", "figure", "rt", "rp",
+                        "template", "noscript"})
+_SKIP_TYPES = frozenset({"noteref", "footnote", "endnote", "rearnote", "note", "pagebreak",
+                         "page-list", "annoref", "biblioref", "glossref", "backlink"})
+_SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "page-num",
+                           "pagebreak", "page-break", "footnote", "endnote", "fnanchor",
+                           "noteref", "footnote-ref", "hidden"})
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_NOTE_MARK = re.compile(r"^[\[(]?(\d{1,4}|[*†‡§¶#]+|[ivxlc]{1,6}|[a-z])[\])]?$", re.IGNORECASE)
 
 _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+# ------------------------------------------------------------------ reading the file
 
 
 def read_source_text(path: Path, display: str) -> str:
@@ -42,78 +85,216 @@ def read_source_text(path: Path, display: str) -> str:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InputError(Problem(display, None, None, "file not found")) from None
+        raise _fail(display, "file not found") from None
+    except IsADirectoryError:
+        raise _fail(display, "is a folder; name a Markdown file") from None
     except OSError as exc:
-        raise InputError(Problem(display, None, None, f"cannot read: {exc.strerror}")) from None
+        raise _fail(display, f"cannot read: {exc.strerror}") from None
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+        raise _fail(display, "is UTF-16 or UTF-32 text; save it as UTF-8")
     if b"\x00" in raw[:8192]:
-        raise InputError(Problem(display, None, None, "is a binary file, not Markdown text"))
+        raise _fail(display, "is a binary file, not Markdown text")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        if _looks_binary(raw[:8192]):
+            raise _fail(display, "is a binary file, not Markdown text") from None
         line = raw[: exc.start].count(b"\n") + 1
-        raise InputError(
-            Problem(display, line, None, "is not UTF-8 text; save it as UTF-8")
-        ) from None
-    if not text.strip():
-        raise InputError(Problem(display, None, None, "is empty; write some text or remove it"))
+        raise InputError(Problem(display, line, None,
+                                 f"is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                                 "save it as UTF-8")) from None
+    if is_blank(text):
+        raise _fail(display, "is empty; write some text or remove it from the chapters")
     return text
+
+
+def _looks_binary(head: bytes) -> bool:
+    controls = sum(1 for b in head if b < 0x20 and b not in b"\t\n\r\f")
+    return controls > len(head) // 20
+
+
+def _fail(display: str, message: str) -> InputError:
+    return InputError(Problem(display, None, None, message))
+
+
+# ------------------------------------------------------------------ voice switches
 
 
 def parse_switch(comment: str) -> tuple[tuple[str, str], ...] | None:
     """Settings of a voice-switch comment; () for narrator; None if not a switch."""
+    settings, error = _switch(comment)
+    return None if error else settings
+
+
+def _switch(comment: str) -> tuple[tuple[tuple[str, str], ...] | None, str | None]:
+    """(settings, None) for a switch; (None, None) for another comment; (None, why) if broken."""
     match = _SWITCH.match(comment)
     if not match:
-        return None
+        return None, None
     body = match.group(1).strip()
     if body.lower() == "narrator":
-        return ()
+        return (), None
+    if not _SWITCH_START.match(body):
+        return None, None
     settings = []
     for part in body.split(","):
         key, sep, value = part.partition(":")
         key = key.strip().lower()
-        if not sep or key not in _SWITCH_KEYS or not value.strip():
-            return None
+        if not sep or key not in _SWITCH_KEYS:
+            return None, (f"{part.strip()!r} is not a voice setting; a switch reads "
+                          "<!-- voice: NAME, emotion: E, speed: S, language: L --> "
+                          "or <!-- narrator -->")
+        if not value.strip():
+            return None, f"{key} has no value; write {key}: VALUE"
         settings.append((key, value.strip()))
-    return tuple(settings)
+    return tuple(settings), None
+
+
+# ------------------------------------------------------------------ inline text
+
+
+@dataclass
+class _Element:
+    """An open inline HTML element and the text read inside it so far."""
+
+    name: str
+    skip: bool = False
+    in_page_link: bool = False  # <a href="#...">: a note reference if its text is a mark
+    held_note: bool = False  # a note reference was dropped from inside it
+    parts: list[str] = field(default_factory=list)
+
+
+def _attributes(raw: str) -> dict[str, str]:
+    return {m.group(1).lower(): (m.group(2) or "").strip("\"'") for m in _ATTR.finditer(raw)}
+
+
+def _is_skipped(name: str, attrs: dict[str, str]) -> bool:
+    if name in _SKIP_TAGS or "hidden" in attrs or attrs.get("aria-hidden", "").lower() == "true":
+        return True
+    if _HIDDEN_STYLE.search(attrs.get("style", "")):
+        return True
+    types = {t.rpartition(":")[2].removeprefix("doc-")
+             for t in f"{attrs.get('epub:type', '')} {attrs.get('role', '')}".lower().split()}
+    return bool(types & _SKIP_TYPES or set(attrs.get("class", "").lower().split()) & _SKIP_CLASSES)
+
+
+class _InlineReader:
+    """Collects the readable text of one inline token (see the module's rule)."""
+
+    def __init__(self) -> None:
+        self.stack = [_Element("")]
+
+    def text(self, text: str) -> None:
+        self.stack[-1].parts.append(text)
+
+    def html(self, raw: str) -> None:
+        match = _TAG.match(raw.strip())
+        if not match:
+            return  # a comment, a declaration or a processing instruction
+        closing, name, attrs, self_closing = match.groups()
+        name = name.lower()
+        if closing:
+            self.close(name)
+        elif name == "br":
+            self.text("\n")
+        elif name not in _VOID and not self_closing:
+            parsed = _attributes(attrs)
+            in_page = name == "a" and parsed.get("href", "").startswith("#")
+            self.stack.append(_Element(name, _is_skipped(name, parsed), in_page))
+
+    def close(self, name: str) -> None:
+        if not any(e.name == name for e in self.stack[1:]):
+            return  # a stray closing tag
+        while True:
+            element = self.stack.pop()
+            self._fold(element)
+            if element.name == name:
+                return
+
+    def _fold(self, element: _Element) -> None:
+        """Hand a closed element's text to its parent, unless it is not prose."""
+        text = "".join(element.parts)
+        parent = self.stack[-1]
+        if element.skip:
+            text = DROPPED
+        elif element.in_page_link and _NOTE_MARK.match(normalize(text)):
+            parent.held_note = True
+            text = DROPPED
+        elif element.name == "sup" and element.held_note:
+            text = DROPPED  # <sup>[<a href="#n1">1</a>]</sup>: the brackets go too
+        parent.parts.append(text)
+
+    def result(self) -> str:
+        while len(self.stack) > 1:  # elements left open end with the paragraph
+            self._fold(self.stack.pop())
+        return "".join(self.stack[0].parts)
 
 
 def _inline_text(token: Token) -> str:
-    parts: list[str] = []
-    skip_depth = 0
-    for child in token.children or []:
-        if child.type == "html_inline":
+    reader = _InlineReader()
+    children = token.children or []
+    url_link = 0  # inside a link whose text is its URL
+    for i, child in enumerate(children):
+        kind = child.type
+        if kind == "html_inline":
+            reader.html(child.content)
+        elif kind in ("text", "code_inline") and not url_link:
+            reader.text(child.content)
+        elif kind == "image":
+            reader.text(DROPPED)
+        elif kind == "softbreak":
+            reader.text(" ")
+        elif kind == "hardbreak":
+            reader.text("\n")
+        elif kind == "link_open":
+            nxt = children[i + 1] if i + 1 < len(children) else None
+            if child.markup == "autolink" or (
+                    nxt is not None and nxt.type == "text"
+                    and nxt.content.strip() == (child.attrGet("href") or "")):
+                url_link += 1
+                reader.text(DROPPED)
+        elif kind == "link_close" and url_link:
+            url_link -= 1
+        # image: skipped, alt text too (its children are not walked)
+    return reader.result()
+
+
+# ------------------------------------------------------------------ blocks
+
+
+def blank_footnote_definitions(text: str) -> str:
+    """Empty the lines of footnote definitions, keeping the line count.
+
+    A definition starts with `[^label]:` and runs on through its lazy and
+    indented continuation lines, and through blank lines followed by a line
+    indented by four spaces or a tab (a further paragraph of the note).
+    """
+    lines = text.split("\n")
+    inside = False
+    for i, line in enumerate(lines):
+        if _FOOTNOTE_DEF.match(line):
+            inside = True
+        elif inside and not line.strip():
+            nxt = next((n for n in lines[i + 1:] if n.strip()), "")
+            inside = nxt.startswith(("    ", "\t")) and not _FOOTNOTE_DEF.match(nxt)
             continue
-        if child.type == "image":
-            continue
-        if child.type in ("text", "code_inline"):
-            if not skip_depth:
-                parts.append(child.content)
-        elif child.type == "softbreak":
-            parts.append(" ")
-        elif child.type == "hardbreak":
-            parts.append("\n")
-        elif child.type == "link_open":
-            href = child.attrGet("href") or ""
-            # An autolink's text is its URL: nothing to read.
-            if child.markup == "autolink" or child.info == "auto":
-                skip_depth += 1
-            elif href and _link_text_is_url(token, child):
-                skip_depth += 1
-        elif child.type == "link_close" and skip_depth:
-            skip_depth -= 1
-    return "".join(parts)
+        elif inside and _starts_block(line):
+            inside = False
+        if inside:
+            lines[i] = ""
+    return "\n".join(lines)
 
 
-def _link_text_is_url(parent: Token, link_open: Token) -> bool:
-    children = parent.children or []
-    i = children.index(link_open)
-    nxt = children[i + 1] if i + 1 < len(children) else None
-    return bool(nxt and nxt.type == "text" and nxt.content == link_open.attrGet("href"))
+def _starts_block(line: str) -> bool:
+    """A line that ends a footnote's lazy continuation: a heading, a break, a fence."""
+    return bool(re.match(r" {0,3}(#{1,6}(\s|$)|([-*_])(\s*\3){2,}\s*$|```|~~~|<!--)", line))
 
 
-def blocks_from_markdown(text: str, line_offset: int = 0) -> list[Block]:
-    tokens = _md.parse(text)
+def blocks_from_markdown(text: str, line_offset: int = 0, display: str = "") -> list[Block]:
+    """The blocks of a Markdown text; raise InputError for broken voice switches."""
+    tokens = _md.parse(blank_footnote_definitions(text))
     blocks: list[Block] = []
+    problems: list[Problem] = []
     skip_until: str | None = None
     list_depth = 0
     for i, tok in enumerate(tokens):
@@ -128,27 +309,36 @@ def blocks_from_markdown(text: str, line_offset: int = 0) -> list[Block]:
             list_depth += 1
         elif tok.type in ("bullet_list_close", "ordered_list_close"):
             list_depth -= 1
-        elif tok.type == "hr":
+        elif tok.type == "hr" or (tok.type == "html_block" and _HR_BLOCK.match(tok.content)):
             blocks.append(Block("scene", line=line))
         elif tok.type == "html_block":
-            settings = parse_switch(tok.content)
-            if settings is not None:
+            settings, error = _switch(tok.content)
+            if error:
+                problems.append(Problem(display, line, None, f"voice switch: {error}"))
+            elif settings is not None:
                 blocks.append(Block("switch", line=line, settings=settings))
         elif tok.type == "inline":
-            opener = tokens[i - 1]
-            content = normalize(_inline_text(tok))
-            if not content:
-                continue
-            if opener.type == "heading_open":
-                level = int(opener.tag[1])
-                blocks.append(Block("heading", content, line=line, level=level))
-            elif opener.type == "paragraph_open":
-                if _FOOTNOTE_DEF.match(tok.content):
-                    continue
-                if list_depth and not _SENTENCE_END.search(content):
-                    content += "."
-                blocks.append(Block("paragraph", content, line=line))
+            block = _text_block(tokens[i - 1], tok, line, list_depth)
+            if block is not None:
+                blocks.append(block)
+    if problems:
+        raise InputError(problems)
     return blocks
+
+
+def _text_block(opener: Token, tok: Token, line: int | None, list_depth: int) -> Block | None:
+    content = normalize(_inline_text(tok))
+    if not content:
+        return None
+    if _SCENE_TEXT.match(content):
+        return Block("scene", line=line)
+    if opener.type == "heading_open":
+        return Block("heading", content, line=line, level=int(opener.tag[1]))
+    if opener.type != "paragraph_open" or _FOOTNOTE_DEF.match(tok.content):
+        return None
+    if list_depth and not _SENTENCE_END.search(content):
+        content += "."
+    return Block("paragraph", content, line=line)
 
 
 def strip_front_matter(text: str) -> tuple[str, int]:
@@ -159,14 +349,36 @@ def strip_front_matter(text: str) -> tuple[str, int]:
     return text[match.end():], match.group(0).count("\n")
 
 
+def front_matter_title(text: str) -> str | None:
+    """`title:` of the front matter, if it has one."""
+    match = _FRONT_MATTER.match(text)
+    if not match or not match.group(1):
+        return None
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return None
+    title = data.get("title") if isinstance(data, dict) else None
+    if isinstance(title, (str, int, float)) and not isinstance(title, bool):
+        return normalize(str(title)) or None
+    return None
+
+
+def title_from_file_name(path: Path) -> str:
+    """'03-the-storm.md' -> 'The Storm'; '1984.md' -> '1984'."""
+    stem = _LEADING_NUMBER.sub("", path.stem)
+    words = stem.replace("-", " ").replace("_", " ").split()
+    return " ".join(w[:1].upper() + w[1:] for w in words) or path.stem
+
+
 def load_markdown(path: Path, display: str, title: str | None = None, entry: int = 0,
                   line: int | None = None) -> Chapter:
-    text, offset = strip_front_matter(read_source_text(path, display))
-    blocks = blocks_from_markdown(text, offset)
+    source = read_source_text(path, display)
+    text, offset = strip_front_matter(source)
+    blocks = blocks_from_markdown(text, offset, display)
     if not any(b.text for b in blocks):
-        raise InputError(Problem(display, None, None, "has no text to read (only code, tables or markup)"))
-    if title is None:
-        title = next((b.text for b in blocks if b.kind == "heading"), None)
-    if title is None:
-        title = path.stem.replace("-", " ").replace("_", " ").strip().title()
+        raise _fail(display, "has no text to read (only code, tables, images or markup)")
+    title = (title or front_matter_title(source)
+             or next((b.text for b in blocks if b.kind == "heading"), None)
+             or title_from_file_name(path))
     return Chapter(title=title, source=display, blocks=tuple(blocks), entry=entry, line=line)

@@ -10,8 +10,11 @@ The rule: what reaches the service is what a narrator would read.
   U+2028, U+2029 or a lone CR) is kept, because in verse it is a pause;
   blank lines and spaces at line ends go.
 - Other control characters become spaces.
-- Bare URLs (http://..., www....) are dropped, with the space before them
-  when punctuation follows; footnote markers ([^1]) are dropped.
+- Bare URLs (http://..., www....) and footnote markers ([^1]) are dropped.
+  A source marks other things it drops (a link that is only a URL, an
+  image, a page number) with `DROPPED`. Where something was dropped the gap
+  closes: no space is left before punctuation ("see www.x.org." -> "see."),
+  and empty brackets go ("(http://x.org)" -> "").
 - Quotes, apostrophes, dashes and ellipses are kept: they shape intonation.
   CJK and other scripts are kept as they are (NFC, never NFKC: full-width
   punctuation stays full-width).
@@ -39,15 +42,19 @@ _INVISIBLE = re.compile(
 _LINE_BREAKS = re.compile("\r\n?|[\u2028\u2029\x85]")
 # Every Unicode space separator, tab and non-breaking space becomes a space.
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Where a source or normalize dropped something unread (NUL never survives
+# normalize, so it cannot clash with text).
+DROPPED = "\x00"
+_CONTROL = re.compile(r"[\x01-\x08\x0b-\x1f\x7f-\x9f]")
 # A URL ends before trailing punctuation: "see www.example.com." keeps its ".".
-_URL = re.compile(
-    r"(?P<space>[ \t]*)\b(?:https?://|www\.)[^\s<>\"')\]]*[^\s<>\"')\].,;:!?]",
-    re.IGNORECASE,
-)
-_FOOTNOTE_MARK = re.compile(r"\[\^[^\]\s]+\]")
-_EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]")
-_PUNCTUATION_AFTER = ".,;:!?)]\n"
+_URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]\x00]*[^\s<>\"')\].,;:!?\x00]",
+                  re.IGNORECASE)
+_FOOTNOTE_MARK = re.compile(r"\[\^[^\]\s\x00]+\]")
+# A run of dropped things with the blanks around it, and brackets left empty.
+_GAP_UNIT = r"(?:\([ \t\x00]*\x00[ \t\x00]*\)|\[[ \t\x00]*\x00[ \t\x00]*\]|\x00)"
+_GAP = re.compile(rf"[ \t]*{_GAP_UNIT}(?:[ \t]*{_GAP_UNIT})*[ \t]*")
+_NO_SPACE_BEFORE = ".,;:!?)]\n"
+_NO_SPACE_AFTER = "([\n"
 
 
 def normalize(text: str) -> str:
@@ -62,29 +69,33 @@ def normalize(text: str) -> str:
 
 
 def _drop_markers(text: str) -> str:
-    """Drop URLs and footnote markers until none is left.
+    """Drop URLs and footnote markers, and close the gaps, until none is left.
 
     One pass is not enough: dropping "[^1]" from "[[^1]^2]" leaves "[^2]".
     """
     while True:
-        new = _URL.sub(_url_replacement, text)
-        new = _FOOTNOTE_MARK.sub("", new)
-        if new != text:
-            new = _EMPTY_BRACKETS.sub("", new)
+        new = _FOOTNOTE_MARK.sub(DROPPED, _URL.sub(DROPPED, text))
+        new = _GAP.sub(_close_gap, new)
         if new == text:
             return text
         text = new
 
 
-def _url_replacement(match: re.Match[str]) -> str:
-    following = match.string[match.end():match.end() + 1]
-    if not following or following in _PUNCTUATION_AFTER:
+def _close_gap(match: re.Match[str]) -> str:
+    before = match.string[match.start() - 1:match.start()]
+    after = match.string[match.end():match.end() + 1]
+    if not before or not after or before in _NO_SPACE_AFTER or after in _NO_SPACE_BEFORE:
         return ""
-    return match.group("space")
+    return " "
 
 
 def has_invisible(text: str) -> bool:
     return bool(_INVISIBLE.search(text))
+
+
+def is_blank(text: str) -> bool:
+    """Only whitespace, control and invisible characters: nothing a reader could see."""
+    return not _CONTROL.sub("", _INVISIBLE.sub("", text)).replace(DROPPED, "").strip()
 
 
 # Scripts written without spaces between words: a lexicon key in them matches
