@@ -455,13 +455,15 @@ def serve(host: str = "127.0.0.1", port: int = 8765, api_keys: Iterable[str] = (
           credits: int = 1_000_000, latency: float = 1.0, rate_limit: float | None = None,
           concurrency: int | None = None, fail_rate: float = 0.0, fault_rate: float = 0.0,
           lost_response_rate: float = 0.0, seed: int | None = None,
-          audio_kind: str = "speech") -> None:
+          audio_kind: str = "speech", disabled_keys: Iterable[str] = (),
+          unenabled_keys: Iterable[str] = ()) -> None:
     """Run the emulator until Ctrl-C, after printing the URL it listens on."""
     config = config_from_options(api_keys, credits=credits, latency=latency,
                                  rate_limit=rate_limit, concurrency=concurrency,
                                  fail_rate=fail_rate, fault_rate=fault_rate,
                                  lost_response_rate=lost_response_rate, seed=seed,
-                                 audio_kind=audio_kind)
+                                 audio_kind=audio_kind, disabled_keys=tuple(disabled_keys),
+                                 unenabled_keys=tuple(unenabled_keys))
 
     async def run() -> None:
         runner, url = await start_site(Emulator(config), host, port)
