@@ -1,0 +1,133 @@
+"""Broken input through the real command line: exit 2, a line naming the file or
+key, and no traceback. A few subprocess runs; the many config cases are in
+test_config.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import load_config
+from pipeline.errors import InputError
+from pipeline.starter import write_starter
+from tests.conftest import run_cli
+
+CHAPTER = "# One\n\nSome text to read.\n"
+GOOD = "chapters:\n  - source: chapters/01.md\n"
+
+
+def assert_input_error(result, *needles: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("command", "config", "files", "needles"), [
+    ("check", "title: A\nchapters:\n  - source: a.md\n   title: x\n", {},
+     ["audiobook.yml:4: YAML syntax error"]),
+    ("build", "titel: A\n" + GOOD, {}, ["audiobook.yml:1: titel: unknown key; did you mean 'title'?"]),
+    ("plan", "segments: {max_chars: lots}\n" + GOOD, {}, ["audiobook.yml:1: segments.max_chars:"]),
+    ("check", "narrator: {speed: 2.5}\n" + GOOD, {},
+     ["audiobook.yml:1: narrator.speed: 2.5 is out of range"]),
+    ("build", GOOD + "    emotion: hapy\n", {},
+     ["audiobook.yml:3: chapters[0].emotion: 'hapy' is not an emotion; did you mean 'happy'?"]),
+    ("check", "language: english\n" + GOOD, {},
+     ["audiobook.yml:1: language: 'english' is not a language key; did you mean 'en'?"]),
+    ("build", "chapters: [chapters/gone.md]\n", {}, ["chapters[0].source: chapters/gone.md: no such file"]),
+    ("build", GOOD, {"chapters/01.md": ""}, ["error: chapters/01.md: is empty"]),
+    ("plan", GOOD, {"chapters/01.md": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"},
+     ["error: chapters/01.md: is a binary file"]),
+    ("build", GOOD, {"chapters/01.md": b"# T\n\nCaf\xe9.\n"}, ["error: chapters/01.md:3: is not UTF-8"]),
+    ("check", "narrator:\n  apiKey: sk-do-not-print\n" + GOOD, {},
+     ["audiobook.yml:2: narrator.apiKey:", "AUDIOCLEANER_API_KEY"]),
+    ("build", "title: No chapters\n", {}, ["audiobook.yml: chapters: is missing"]),
+    ("check", "", {}, ["audiobook.yml: is empty"]),
+])
+def test_broken_input_exits_2_naming_the_file_or_key(project, tmp_path, command, config, files,
+                                                     needles):
+    project(config, {"chapters/01.md": CHAPTER, **files})
+    result = run_cli(command, cwd=tmp_path)
+    assert_input_error(result, *needles)
+    assert "sk-do-not-print" not in result.stderr + result.stdout
+    assert not (tmp_path / "build").exists()  # nothing was made
+
+
+def test_check_lists_every_problem_at_once(project, tmp_path):
+    project("""\
+        langauge: en
+        narrator: {emotion: hapy, speed: 9}
+        chapters:
+          - source: chapters/01.md
+          - source: chapters/missing.md
+        """, {"chapters/01.md": CHAPTER})
+    result = run_cli("check", cwd=tmp_path)
+    assert_input_error(result)
+    lines = result.stderr.splitlines()
+    assert [line.split(": ")[2] for line in lines] == [
+        "langauge", "narrator.emotion", "narrator.speed", "chapters[1].source"]
+    assert all(line.startswith("error: audiobook.yml:") for line in lines)
+
+
+def test_check_lists_every_broken_source_at_once(project, tmp_path):
+    project("chapters: [a.md, b.md, c.md, d.md]\n", {
+        "a.md": "", "b.md": b"\x00\x01binary", "c.md": b"ok\n\xff\n", "d.md": "```\ncode\n```\n"})
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line.removeprefix("error: ") for line in result.stderr.splitlines()] == [
+        "a.md: is empty; write some text or remove it from the chapters",
+        "b.md: is a binary file, not Markdown text",
+        "c.md:2: is not UTF-8 text (byte 0xff); save it as UTF-8",
+        "d.md: has no text to read (only code, tables, images or markup)",
+    ]
+
+
+def test_verbose_keeps_the_plain_error_and_exit_code(project, tmp_path):
+    project("titel: A\n" + GOOD, {"chapters/01.md": CHAPTER})
+    result = run_cli("-v", "check", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: " in result.stderr and "titel: unknown key" in result.stderr
+
+
+def test_config_flag_resolves_paths_against_the_config_folder(tmp_path, monkeypatch):
+    write_starter(tmp_path / "book")
+    result = run_cli("-c", "book/audiobook.yml", "check", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+    assert load_config(tmp_path / "book" / "audiobook.yml").chapters[0].source.is_file()
+
+
+def test_init_then_check_passes_and_init_refuses_to_overwrite(tmp_path):
+    first = run_cli("init", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "audiobook.yml").is_file()
+    assert (tmp_path / "chapters" / "01-first-chapter.md").is_file()
+
+    check = run_cli("check", cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "ok" in check.stdout
+
+    (tmp_path / "audiobook.yml").write_text(
+        (tmp_path / "audiobook.yml").read_text() + "# my edit\n")
+    again = run_cli("init", cwd=tmp_path)
+    assert_input_error(again, "audiobook.yml: already exists")
+    assert (tmp_path / "audiobook.yml").read_text().endswith("# my edit\n")
+
+
+def test_init_into_a_file_is_an_input_error(tmp_path):
+    (tmp_path / "taken").write_text("x")
+    result = run_cli("init", "taken", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "taken" in result.stderr and "is a file" in result.stderr
+    # The library says the same to a caller that is not the CLI.
+    with pytest.raises(InputError, match="taken: is a file"):
+        write_starter(tmp_path / "taken")
+
+
+def test_init_writes_nothing_when_either_file_exists(tmp_path):
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "chapters" / "01-first-chapter.md").write_text("mine")
+    with pytest.raises(InputError, match="01-first-chapter.md: already exists"):
+        write_starter(tmp_path)
+    assert not (tmp_path / "audiobook.yml").exists()
+    assert (tmp_path / "chapters" / "01-first-chapter.md").read_text() == "mine"
