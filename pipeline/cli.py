@@ -366,6 +366,9 @@ def cache_clear(ctx: click.Context, yes: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8765, show_default=True, help="0 picks a free port.")
 @click.option("--api-key", "api_keys", multiple=True, help="Accepted key (repeatable); default: any.")
+@click.option("--disabled-key", "disabled_keys", multiple=True, help="Key answered 101005 (repeatable).")
+@click.option("--not-enabled-key", "unenabled_keys", multiple=True,
+              help="Key answered 101006 (repeatable).")
 @click.option("--credits", type=int, default=1_000_000, show_default=True)
 @click.option("--latency", type=float, default=1.0, show_default=True, help="Seconds a task waits.")
 @click.option("--rate-limit", type=float, default=None, help="Requests per second per key.")
