@@ -109,6 +109,8 @@ class SegmentCache:
             size_limit=2**62,
             eviction_policy="none",
             cull_limit=0,
+            # Several builds may share one cache; wait for the lock rather than fail.
+            timeout=300,
         )
         self._lock_path = self.directory / "lock"
 
