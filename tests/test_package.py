@@ -186,3 +186,17 @@ def test_a_chapter_longer_than_acx_allows_is_refused_by_name(tmp_path, monkeypat
     # The chapter that fits is kept; no m4b is made from half a book.
     assert [c["index"] for c in manifest["chapters"]] == [1]
     assert not (cfg.output.dir / "t.m4b").exists()
+
+
+def test_an_epub_book_without_cover_key_gets_the_epub_cover(tmp_path):
+    from epub_factory import Doc, story_body, write_epub
+
+    png = cover_png(tmp_path / "cover.png").read_bytes()
+    body = story_body("Opening", ["Hello there.", "Goodbye."], 1)
+    write_epub(tmp_path / "book.epub", [Doc("c1.xhtml", body, toc="Opening")], cover=png)
+    (tmp_path / "audiobook.yml").write_text(
+        "title: E\nauthor: A\noutput: {formats: [m4b]}\nchapters:\n  - source: book.epub\n",
+        encoding="utf-8")
+    cfg = load_config(tmp_path / "audiobook.yml")
+    build(cfg, jobs=2)
+    assert bytes(MP4(cfg.output.dir / "e.m4b").tags["covr"][0]) == png
