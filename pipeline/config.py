@@ -8,6 +8,7 @@ value. Validation collects every problem (file:line, dotted key, the fix, a
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 from collections.abc import Callable
@@ -452,11 +453,11 @@ def _folder(c: _Checker, root: Path, raw: dict, key: str, default: str) -> Path:
 
 
 def _text(c: _Checker, data: dict, key: str, default: str | None) -> str | None:
-    """A free-text value: text or a number (a year, a title like 1984)."""
+    """A free-text value: text, a number (a title like 1984) or a date (a year: 2024-05-01)."""
     value = data.get(key)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, datetime.date)):
         c.add(key, f"must be text, not {_kind(value)}")
         return default
     return str(value)

@@ -108,6 +108,13 @@ def test_full_config_is_read(project):
     assert entry.line == 16
 
 
+@pytest.mark.parametrize(("value", "expected"), [("2024", "2024"), ("2024-05-01", "2024-05-01"),
+                                               ("'MMXXIV'", "MMXXIV")])
+def test_year_may_be_a_number_a_date_or_text(project, value, expected):
+    cfg = load_config(project(f"year: {value}\nchapters: [chapters/01.md]\n", CHAPTER))
+    assert cfg.year == expected
+
+
 def test_chapter_may_be_written_as_a_bare_path(project):
     cfg = load_config(project("chapters:\n  - chapters/01.md\n", CHAPTER))
     assert cfg.chapters[0].display == "chapters/01.md"
