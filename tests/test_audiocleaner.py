@@ -228,7 +228,7 @@ def test_retries_of_creates_that_may_have_taken_effect_are_counted():
     reqs = requests_for(6)
     with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
         client = backend(emu.url)
-        got = run(client, reqs, jobs=2)
+        got = run(client, reqs, jobs=1)  # one at a time: the seed then fixes which answers are lost
         stats = emu.stats()
     assert len(got) == 6 and stats["lost_responses"] >= 1
     assert client.stats()["create_retries_that_may_have_taken_effect"] == stats["lost_responses"]
