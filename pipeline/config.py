@@ -261,7 +261,13 @@ def read_yaml(path: Path, display: str | None = None, words: bool = False
         loader = yaml.SafeLoader(text)
         try:
             node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
+            if node is None:
+                return None, {}, []
+            # Read lines and keys before constructing: construction rewrites
+            # merge keys (<<: *base) in the node tree.
+            lines = _line_map(node)
+            problems = _duplicate_keys(node, display) + ([] if words else _secret_keys(node, display))
+            data = loader.construct_document(node)
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -277,10 +283,7 @@ def read_yaml(path: Path, display: str | None = None, words: bool = False
                                   "does not allow; remove it")) from None
     except yaml.YAMLError as exc:
         raise ConfigError(Problem(display, None, None, f"YAML error: {exc}")) from None
-    if node is None:
-        return None, {}, []
-    problems = _duplicate_keys(node, display) + ([] if words else _secret_keys(node, display))
-    return data, _line_map(node), problems
+    return data, lines, problems
 
 
 class _Checker:

@@ -455,6 +455,18 @@ def test_alias_bomb_and_recursive_alias_are_cheap(project):
     assert scene.message.endswith("not a list")  # the value is named, never expanded
 
 
+def test_merge_keys_are_not_duplicates(project):
+    cfg = load_config(project("""\
+        narrator: &base {voice: 2072, emotion: calm}
+        cast:
+          holmes:
+            <<: *base
+            emotion: sad
+        chapters: [chapters/01.md]
+        """, CHAPTER))
+    assert cfg.cast["holmes"] == {"voice": 2072, "emotion": 3}
+
+
 def test_aliases_are_allowed_for_sharing_settings(project):
     cfg = load_config(project("""\
         narrator: &calm {voice: 2072, emotion: calm}
