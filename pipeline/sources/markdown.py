@@ -33,6 +33,7 @@ title, the first heading, the file name without a leading number
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,7 +276,7 @@ def blank_footnote_definitions(text: str) -> str:
         if _FOOTNOTE_DEF.match(line):
             inside = True
         elif inside and not line.strip():
-            nxt = next((n for n in lines[i + 1:] if n.strip()), "")
+            nxt = next((n for n in itertools.islice(lines, i + 1, None) if n.strip()), "")
             inside = nxt.startswith(("    ", "\t")) and not _FOOTNOTE_DEF.match(nxt)
             continue
         elif inside and _starts_block(line):
