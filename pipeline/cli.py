@@ -170,7 +170,7 @@ def check(ctx: click.Context, audio_report: bool) -> None:
     cfg = _config(ctx)
     problems = check_project(cfg)
     for p in problems:
-        click.echo(str(p), err=True)
+        click.echo(str(p) if p.warning else f"error: {p}", err=True)
     errors = [p for p in problems if not p.warning]
     if errors:
         sys.exit(EXIT_INPUT)

@@ -85,7 +85,7 @@ PAUSES: dict[str, tuple[int, str]] = {
 }
 OUTPUT_KEYS = {
     "dir": "where outputs go (default build)",
-    "formats": "any of mp3, m4b (default both)",
+    "formats": "any of mp3, m4b (default both); m4b alone keeps chapter MP3s in <dir>/.chapters",
     "bitrate": "MP3/AAC bitrate, e.g. 192k",
     "sample_rate": "output sample rate in Hz (default 44100)",
     "loudness": "acx, none, or a target such as -18 (LUFS) or '-20 dB' (RMS)",
@@ -134,6 +134,7 @@ class ChapterEntry:
     select: tuple[str, ...] = ()
     include_matter: bool = False
     overrides: dict[str, Any] = field(default_factory=dict)
+    config_display: str = "audiobook.yml"  # the config file, for errors about this entry
 
 
 @dataclass(frozen=True)
@@ -597,7 +598,8 @@ def _check_chapters(c: _Checker, raw: Any, root: Path) -> list[ChapterEntry]:
         entries.append(ChapterEntry(source=source, display=str(item["source"]), index=i,
                                     line=c.line(key), title=str(title) if title is not None else None,
                                     select=tuple(str(s) for s in select),
-                                    include_matter=include, overrides=overrides))
+                                    include_matter=include, overrides=overrides,
+                                    config_display=c.display))
     return entries
 
 

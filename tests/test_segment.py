@@ -76,7 +76,7 @@ def test_segments_cover_the_text_exactly_and_respect_the_limit(paras, max_chars)
 def test_cuts_fall_only_at_sentence_ends_unless_a_sentence_is_too_long(paras, max_chars):
     run = run_of(paras, max_chars)
     sentences = {s for p in paras for s, _ in split_sentences(p)}
-    for i, j in pack_run(run.atoms, max_chars)[:-1]:
+    for _i, j in pack_run(run.atoms, max_chars)[:-1]:
         last = run.atoms[j - 1]
         if last.cut > CUT_SENTENCE:
             # A cut inside a sentence: only when that sentence alone exceeds the limit.

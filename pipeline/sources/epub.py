@@ -75,7 +75,6 @@ MAX_TOTAL_BYTES = 512 * 2**20
 MAX_MEMBERS = 20_000
 _CHUNK = 2**16
 
-_CONFIG_FILE = "audiobook.yml"
 _XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/html+xml")
 _IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
                 (b"GIF8", "image/gif"), (b"RIFF", "image/webp"))
@@ -884,7 +883,7 @@ def select_drafts(drafts: list[_Draft], select: tuple[str, ...], display: str,
             listing = "; ".join(f"{i} {d.title}" for i, d in enumerate(drafts[:12], 1))
             more = " ..." if len(drafts) > 12 else ""
             problems.append(Problem(
-                _CONFIG_FILE, entry.line, f"chapters[{entry.index}].select",
+                entry.config_display, entry.line, f"chapters[{entry.index}].select",
                 f"{word!r} matches no chapter of {display}; use 1 to {len(drafts)}, a range "
                 f"such as 2-3, or a title ({listing}{more})"))
         picked += [i for i in found if i not in picked]
