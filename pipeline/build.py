@@ -32,7 +32,7 @@ class Progress(Protocol):
     def finish(self) -> None: ...
 
 
-class _NoProgress:
+class LogProgress:
     def start(self, label: str, total: int) -> None:
         log.info("%s: %d", label, total)
 
@@ -411,24 +411,20 @@ class BuildResult:
 def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None, jobs: int = 4,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
           progress: Progress | None = None) -> BuildResult:
-    progress = progress or _NoProgress()
-    cache = open_cache(cfg)
-    try:
-        with cache.shared():
-            plan = make_plan(cfg, cache, backend, chapters)
-            result = BuildResult()
-            synthesize(plan, cache, jobs, max_credits, offline, progress, result)
-            package.write_outputs(plan, cache, jobs, force, progress, result)
-            return result
-    finally:
-        cache.close()
+    progress = progress or LogProgress()
+    with open_cache(cfg) as cache, cache.shared():
+        plan = make_plan(cfg, cache, backend, chapters)
+        result = BuildResult()
+        synthesize(plan, cache, jobs, max_credits, offline, progress, result)
+        package.write_outputs(plan, cache, jobs, force, progress, result)
+        return result
 
 
 def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int | None = None,
                offline: bool = False, progress: Progress | None = None,
                result: BuildResult | None = None) -> BuildResult:
     """Make and cache every segment the plan still needs; nothing is encoded."""
-    progress = progress or _NoProgress()
+    progress = progress or LogProgress()
     result = result if result is not None else BuildResult()
     to_send = plan.to_send()
     need = sum(s.credits for _, s in to_send)
@@ -449,16 +445,24 @@ def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int 
     if max_credits is not None and need > max_credits:
         raise BudgetError(f"this build needs {need} credits, more than --max-credits {max_credits}; "
                           "raise the limit or build fewer chapters (see `audiobook plan`)")
-    genders = plan.resolver.genders()
-    tts = get_backend(plan.backend, genders=genders, journal=cache)
     requests = [SynthesisRequest(s.key, s.text, s.voice,
                                  f"chapter {cp.index} '{cp.title}' ({cp.source}, line {s.line})")
                 for cp, s in to_send]
+    make_audio(plan.backend, plan.identity, plan.resolver.genders(), requests, cache, jobs,
+               progress, result)
+    return result
+
+
+def make_audio(backend: str, identity: str, genders: dict[int, int],
+               requests: Sequence[SynthesisRequest], cache: SegmentCache, jobs: int,
+               progress: Progress, result: BuildResult) -> None:
+    """Synthesize requests, storing each in the cache the moment it is done."""
+    tts = get_backend(backend, genders=genders, journal=cache)
     progress.start("synthesizing", len(requests))
 
     def store(request: SynthesisRequest, audio_out: Audio) -> None:
         cache.put(request.key, CachedAudio(audio_out.data, audio_out.format, audio_out.credits,
-                                           plan.identity))
+                                           identity))
         result.segments_synthesized += 1
         result.credits_spent += audio_out.credits
         progress.advance()
@@ -471,7 +475,6 @@ def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int 
         stats = getattr(tts, "stats", None)
         if stats:
             result.extra.update(stats())
-    return result
 
 
 def lower_bound(plan: Plan) -> int:

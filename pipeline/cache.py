@@ -195,6 +195,12 @@ class SegmentCache:
     def close(self) -> None:
         self._store.close()
 
+    def __enter__(self) -> SegmentCache:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
 
 @contextlib.contextmanager
 def _flock(path: Path, exclusive: bool) -> Iterator[None]:

@@ -195,11 +195,8 @@ def plan(ctx: click.Context, as_json: bool, backend: str | None) -> None:
     from pipeline.build import lower_bound, make_plan, open_cache
 
     cfg = _config(ctx)
-    cache = open_cache(cfg)
-    try:
+    with open_cache(cfg) as cache:
         the_plan = make_plan(cfg, cache, backend)
-    finally:
-        cache.close()
     if as_json:
         click.echo(json.dumps(the_plan.as_json(), indent=2, ensure_ascii=False))
         return
@@ -308,11 +305,8 @@ def cache_stats(ctx: click.Context, as_json: bool) -> None:
     """Size and count of the cache."""
     from pipeline.build import open_cache
 
-    store = open_cache(_config(ctx.parent))
-    try:
+    with open_cache(_config(ctx.parent)) as store:
         stats = store.stats()
-    finally:
-        store.close()
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
@@ -329,17 +323,14 @@ def cache_prune(ctx: click.Context, yes: bool) -> None:
     from pipeline.build import make_plan, open_cache
 
     cfg = _config(ctx.parent)
-    store = open_cache(cfg)
-    try:
+    with open_cache(cfg) as store:
         keep = {s.key for cp in make_plan(cfg, store).chapters for s in cp.segments}
-        unused = store.keys() - keep
-        paid = sum((store.get(k).credits if store.get(k) else 0) for k in unused)
+        unused = [store.get(k) for k in store.keys() - keep]
+        paid = sum(entry.credits for entry in unused if entry)
         if paid and not yes:
             click.confirm(f"drop {len(unused)} unused segment(s), {paid} credit(s) of paid audio?",
                           abort=True)
         count, credits = store.prune(keep)
-    finally:
-        store.close()
     click.echo(f"dropped {count} segment(s) ({credits} credit(s) of audio); kept {len(keep)}")
 
 
@@ -351,14 +342,11 @@ def cache_clear(ctx: click.Context, yes: bool) -> None:
     """Drop every cached segment."""
     from pipeline.build import open_cache
 
-    store = open_cache(_config(ctx.parent))
-    try:
+    with open_cache(_config(ctx.parent)) as store:
         if not yes:
             click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory}?",
                           abort=True)
         count = store.clear()
-    finally:
-        store.close()
     click.echo(f"dropped {count} segment(s)")
 
 

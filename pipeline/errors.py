@@ -84,6 +84,3 @@ class OfflineMissError(AudiobookError):
 
     exit_code = EXIT_OFFLINE_MISS
 
-
-class Interrupted(AudiobookError):
-    exit_code = 130

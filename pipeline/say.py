@@ -7,7 +7,7 @@ from typing import Any
 
 from pipeline import audio
 from pipeline.book import Voice
-from pipeline.cache import CachedAudio, SegmentCache, resolve_cache_dir
+from pipeline.cache import SegmentCache, resolve_cache_dir
 from pipeline.config import (
     Config,
     Pauses,
@@ -19,7 +19,7 @@ from pipeline.config import (
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
 from pipeline.sources.text import compile_lexicon, normalize
-from pipeline.tts.base import SynthesisRequest, backend_identity, get_backend
+from pipeline.tts.base import SynthesisRequest, backend_identity
 
 _CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
            "language": check_language}
@@ -55,7 +55,7 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     suffix = out.suffix.lower()
     if suffix not in (".mp3", ".wav", ".m4a"):
         raise InputError(Problem(str(out), None, None, "use a .mp3, .wav or .m4a file name"))
-    from pipeline.build import key_function
+    from pipeline.build import BuildResult, LogProgress, key_function, make_audio
 
     voice, resolver = _voice(cfg, settings)
     backend = backend or (cfg.backend if cfg else "local")
@@ -66,27 +66,16 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
         raise InputError(Problem("TEXT", None, None, "is empty"))
     max_chars = cfg.max_chars if cfg else 1000
     cache_dir = resolve_cache_dir(cfg.cache_dir if cfg else Path(".audiobook-cache"))
-    store = SegmentCache(cache_dir)
-    spent = 0
-    try:
-        key_for = key_function(backend, identity, resolver.genders() if resolver else {})
+    result = BuildResult()
+    with SegmentCache(cache_dir) as store:
+        genders = resolver.genders() if resolver else {}
+        key_for = key_function(backend, identity, genders)
         run = Run(tuple(atoms_of_paragraph(body, voice.language, max_chars)), voice, "paragraph")
         segments = segment_runs([run], max_chars, key_for, frozenset(store.keys()))
         missing = list({s.key: s for s in segments if s.key not in store}.values())
-        if missing:
-            genders = resolver.genders() if resolver else {}
-            tts = get_backend(backend, genders=genders)
-            requests = [SynthesisRequest(s.key, s.text, s.voice, "say") for s in missing]
-
-            def keep(req, result):
-                nonlocal spent
-                spent += result.credits
-                store.put(req.key, CachedAudio(result.data, result.format, result.credits, identity))
-
-            try:
-                tts.synthesize_all(requests, 4, keep)
-            finally:
-                tts.close()
+        requests = [SynthesisRequest(s.key, s.text, s.voice, "say") for s in missing]
+        if requests:
+            make_audio(backend, identity, genders, requests, store, 4, LogProgress(), result)
         rate = cfg.output.sample_rate if cfg else 44100
         pauses = cfg.pauses if cfg else Pauses()
         parts: list = []
@@ -101,6 +90,4 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
             audio.encode_file(stitched, out, cfg.output.bitrate if cfg else "192k")
         finally:
             stitched.path.unlink(missing_ok=True)
-    finally:
-        store.close()
-    return {"segments": len(segments), "credits_spent": spent}
+    return {"segments": len(segments), "credits_spent": result.credits_spent}
