@@ -66,7 +66,7 @@ from lxml import etree
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
-from pipeline.sources.text import normalize
+from pipeline.sources.text import NOTE_MARK, SCENE_BREAK_TEXT, as_sentence, normalize
 
 # Caps: a real EPUB's largest member is a cover image or a long chapter, a
 # few MiB; the whole book rarely passes 100 MiB. Memory stays near the caps.
@@ -136,10 +136,7 @@ _SCENE_CLASSES = re.compile(r"^(scene|section|space|text|thought)-?break$|^(orna
 _VERSE_TYPES = frozenset({"poem", "verse", "song", "hymn", "lyrics", "stanza"})
 _VERSE_CLASSES = frozenset({"poem", "poetry", "verse", "stanza", "lines", "poem-stanza"})
 _LINE_CLASS = re.compile(r"^(line|l|verse-line|poem-line|i\d+|indent\d*)$")
-_NOTE_MARK = re.compile(r"^[\[(]?(\d{1,4}|[*†‡§¶#]+|[ivxlc]{1,6}|[a-z])[\])]?$", re.IGNORECASE)
-_SCENE_TEXT = re.compile(r"^[\s*⁂#~•·✻✽✢❦❧☙⸻⸺—–_=+∗◊◆○●]+$")
 # Same closing punctuation as markdown.py's list rule.
-_SENTENCE_END = re.compile(r"[.!?…:;。！？」』\"'”’)]$")
 _NAMED_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _XML_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
@@ -599,11 +596,11 @@ class _BlockReader:
         self.buffer, self.buffer_line = [], None
         if not text:
             return
-        if _SCENE_TEXT.match(text):
+        if SCENE_BREAK_TEXT.match(text):
             self._scene()
             return
-        if (list_item or self.list_depth) and not _SENTENCE_END.search(text):
-            text += "."
+        if list_item or self.list_depth:
+            text = as_sentence(text)
         self.pieces[-1].blocks.append(Block("paragraph", text, line=line))
 
     def _scene(self) -> None:
@@ -633,7 +630,7 @@ def _is_note_mark(el) -> bool:
     links = [el] if _local(el) == "a" else list(_descendants(el, "a"))
     if not links or not any("#" in (a.get("href") or "") for a in links):
         return False
-    return bool(_NOTE_MARK.match(normalize("".join(el.xpath(".//text()")))))
+    return bool(NOTE_MARK.match(normalize("".join(el.xpath(".//text()")))))
 
 
 def _is_verse_line(el) -> bool:

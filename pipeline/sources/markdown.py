@@ -44,7 +44,14 @@ from markdown_it.token import Token
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
-from pipeline.sources.text import DROPPED, is_blank, normalize
+from pipeline.sources.text import (
+    DROPPED,
+    NOTE_MARK,
+    SCENE_BREAK_TEXT,
+    as_sentence,
+    is_blank,
+    normalize,
+)
 
 _SWITCH = re.compile(r"^\s*<!--\s*(.*?)\s*-->\s*$", re.DOTALL)
 _SWITCH_KEYS = ("voice", "emotion", "speed", "language")
@@ -52,8 +59,6 @@ _SWITCH_START = re.compile(r"^(voice|emotion|speed|language)\s*:", re.IGNORECASE
 _FOOTNOTE_DEF = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:")
 _FRONT_MATTER = re.compile(
     r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_SENTENCE_END = re.compile(r"[.!?…:;。！？」』\"'”’)]$")
-_SCENE_TEXT = re.compile(r"^[\s*⁂#~•·✻✽✢❦❧☙⸻⸺—–_=+∗◊◆○●]+$")
 _HR_BLOCK = re.compile(r"^\s*<hr\b[^>]*>\s*$", re.IGNORECASE)
 _LEADING_NUMBER = re.compile(r"^\d+[\s._-]+(?=\S)")
 
@@ -73,7 +78,6 @@ _SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "pa
                            "pagebreak", "page-break", "footnote", "endnote", "fnanchor",
                            "noteref", "footnote-ref", "hidden"})
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-_NOTE_MARK = re.compile(r"^[\[(]?(\d{1,4}|[*†‡§¶#]+|[ivxlc]{1,6}|[a-z])[\])]?$", re.IGNORECASE)
 
 _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
@@ -218,7 +222,7 @@ class _InlineReader:
         parent = self.stack[-1]
         if element.skip:
             text = DROPPED
-        elif element.in_page_link and _NOTE_MARK.match(normalize(text)):
+        elif element.in_page_link and NOTE_MARK.match(normalize(text)):
             parent.held_note = True
             text = DROPPED
         elif element.name == "sup" and element.held_note:
@@ -331,14 +335,14 @@ def _text_block(opener: Token, tok: Token, line: int | None, list_depth: int) ->
     content = normalize(_inline_text(tok))
     if not content:
         return None
-    if _SCENE_TEXT.match(content):
+    if SCENE_BREAK_TEXT.match(content):
         return Block("scene", line=line)
     if opener.type == "heading_open":
         return Block("heading", content, line=line, level=int(opener.tag[1]))
     if opener.type != "paragraph_open" or _FOOTNOTE_DEF.match(tok.content):
         return None
-    if list_depth and not _SENTENCE_END.search(content):
-        content += "."
+    if list_depth:
+        content = as_sentence(content)
     return Block("paragraph", content, line=line)
 
 

@@ -45,6 +45,21 @@ _SPACES = re.compile(r"[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 # Where a source or normalize dropped something unread (NUL never survives
 # normalize, so it cannot clash with text).
 DROPPED = "\x00"
+
+# Shared by every source's reading rule.
+# A paragraph that ends like a sentence; a list item that does not gets a full stop.
+SENTENCE_END = re.compile(r"[.!?…:;。！？」』\"'”’)]$")
+# A paragraph of ornaments only ("* * *", "⁂", "~ ~ ~") is a scene break.
+SCENE_BREAK_TEXT = re.compile(r"^[\s*⁂#~•·✻✽✢❦❧☙⸻⸺—–_=+∗◊◆○●]+$")
+# The text of a link that is only a note mark: 1, [2], *, †, iv, a.
+NOTE_MARK = re.compile(r"^[\[(]?(\d{1,4}|[*†‡§¶#]+|[ivxlc]{1,6}|[a-z])[\])]?$", re.IGNORECASE)
+
+
+def as_sentence(text: str) -> str:
+    """A list item read as a sentence: a full stop where it has no ending."""
+    return text if SENTENCE_END.search(text) else text + "."
+
+
 _CONTROL = re.compile(r"[\x01-\x08\x0b-\x1f\x7f-\x9f]")
 # A URL ends before trailing punctuation: "see www.example.com." keeps its ".".
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]\x00]*[^\s<>\"')\].,;:!?\x00]",
