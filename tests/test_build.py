@@ -64,13 +64,15 @@ def long_chapter(paragraphs: int, seed: int = 1) -> str:
     return "\n".join(out)
 
 
+def plan_json(cfg) -> dict:
+    with open_cache(cfg) as cache:
+        return make_plan(cfg, cache).as_json()
+
+
 def synthesize_all_of(cfg) -> None:
     """Fill the cache as a build would, without encoding (the encoder is tested elsewhere)."""
-    cache = open_cache(cfg)
-    try:
+    with open_cache(cfg) as cache:
         synthesize(make_plan(cfg, cache), cache)
-    finally:
-        cache.close()
 
 
 def mtimes(folder: Path) -> dict[str, int]:
@@ -104,27 +106,21 @@ def test_build_writes_real_speech_and_a_second_build_does_nothing(project):
 def test_plan_says_exactly_what_build_does(project):
     cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
     cfg = load_config(cfg_path)
-    cache = open_cache(cfg)
-    plan = make_plan(cfg, cache).as_json()
-    cache.close()
+    plan = plan_json(cfg)
     result = build(cfg)
     keys = {s["key"] for c in plan["chapters"] for s in c["segments"]}
     assert result.segments_synthesized == len(keys) == plan["totals"]["segments"]
     manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
     assert [s["key"] for c in manifest["chapters"] for s in c["segments"]] == \
         [s["key"] for c in plan["chapters"] for s in c["segments"]]
-    cache = open_cache(cfg)
-    after = make_plan(cfg, cache).as_json()
-    cache.close()
+    after = plan_json(cfg)
     assert after["totals"]["credits_to_spend"] == 0
     assert after["totals"]["cached_segments"] == after["totals"]["segments"]
 
 
 def test_inline_switches_move_paragraphs_between_voices(project):
     cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
-    cache = open_cache(cfg)
-    chapter = make_plan(cfg, cache).as_json()["chapters"][1]
-    cache.close()
+    chapter = plan_json(cfg)["chapters"][1]
     by_text = {s["text"]: (s["voice"], s["emotion"]) for s in chapter["segments"]}
     holmes = [t for t in by_text if "Elementary" in t]
     narrator = [t for t in by_text if "end of it" in t]
@@ -140,34 +136,26 @@ def test_one_sentence_edit_repays_only_around_it_and_other_chapters_keep_their_s
     cfg_path = project(CONFIG, {"one.md": text, "two.md": TWO})
     cfg = load_config(cfg_path)
     synthesize_all_of(cfg)
-    cache = open_cache(cfg)
-    before = make_plan(cfg, cache).as_json()
-    cache.close()
+    before = plan_json(cfg)
     assert before["chapters"][0]["characters"] > 12000
 
     edited = text.replace("Paragraph 80. ", "Paragraph 80. The keeper changed one sentence here. ")
     Path("one.md").write_text(edited, encoding="utf-8")
-    cache = open_cache(cfg)
-    after = make_plan(load_config(cfg_path), cache).as_json()
-    cache.close()
+    after = plan_json(load_config(cfg_path))
     assert 0 < after["totals"]["credits_to_spend"] <= 20
     assert after["chapters"][1]["segments"] == before["chapters"][1]["segments"]
     synthesize_all_of(load_config(cfg_path))
 
     inserted = edited.replace("Paragraph 120. ", "A brand new paragraph sits here. It is short.\n\nParagraph 120. ")
     Path("one.md").write_text(inserted, encoding="utf-8")
-    cache = open_cache(cfg)
-    again = make_plan(load_config(cfg_path), cache).as_json()
-    cache.close()
+    again = plan_json(load_config(cfg_path))
     assert 0 < again["totals"]["credits_to_spend"] <= 20
 
 
 def test_lexicon_rewrites_the_text_sent(project):
     cfg = load_config(project(CONFIG.replace("cast:", 'lexicon: {"Dr.": "Doctor", "sql": "sequel"}\ncast:'),
                               {"one.md": "# Hi\n\nDr. Lee wrote SQL and Sql all day.\n", "two.md": TWO}))
-    cache = open_cache(cfg)
-    texts = [s["text"] for s in make_plan(cfg, cache).as_json()["chapters"][0]["segments"]]
-    cache.close()
+    texts = [s["text"] for s in plan_json(cfg)["chapters"][0]["segments"]]
     assert "Doctor Lee wrote sequel and Sequel all day." in texts
 
 
@@ -239,26 +227,21 @@ def test_a_killed_build_resumes_without_losing_audio(project, tmp_path):
     cfg = load_config(tmp_path / "audiobook.yml")
     deadline = time.time() + 120
     while time.time() < deadline:
-        cache = open_cache(cfg)
-        n = len(cache.keys())
-        cache.close()
+        with open_cache(cfg) as cache:
+            n = len(cache.keys())
         if n >= 3:
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    cache = open_cache(cfg)
-    plan = make_plan(cfg, cache)
-    cache.close()
+    with open_cache(cfg) as cache:
+        plan = make_plan(cfg, cache)
     done_before = plan.totals()["cached_segments"]
     assert done_before >= 3
     # What the killed build paid for is kept; the next run makes only the rest.
-    cache = open_cache(cfg)
-    try:
+    with open_cache(cfg) as cache:
         result = synthesize(make_plan(cfg, cache), cache)
         again = make_plan(cfg, cache).totals()
-    finally:
-        cache.close()
     assert result.segments_cached >= done_before
     assert result.segments_synthesized == plan.totals()["segments"] - done_before
     assert again["cached_segments"] == again["segments"]
