@@ -481,7 +481,9 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book:
     if isinstance(previous.get("book"), dict):
         old.add(previous["book"].get("file"))
     for name in old - keep:
-        if isinstance(name, str) and name and ".." not in Path(name).parts:
+        # Only names inside out_dir: a hand-edited manifest must not delete elsewhere.
+        if isinstance(name, str) and name and not Path(name).is_absolute() \
+                and ".." not in Path(name).parts:
             (out_dir / name).unlink(missing_ok=True)
 
 
