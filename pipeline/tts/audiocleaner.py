@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import logging
-import math
 import os
 import random
 import time
@@ -32,6 +31,7 @@ from typing import Any
 import httpx
 
 from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, AudiobookError, BudgetError, ServiceError
+from pipeline.segment import credits_for
 from pipeline.tts.base import Audio, OnResult, SynthesisRequest, backend_identity, base_url
 from pipeline.tts.base import detect_format as sniff_format
 
@@ -46,10 +46,6 @@ OK = 100000
 # the one product's word for failure. Anything else is unknown.
 WAITING_STATUSES = {"waiting", "queued", "pending", "processing", "running"}
 FAILED_STATUSES = {"failed", "error"}
-
-
-def credits_for(text: str) -> int:
-    return max(1, math.ceil(len(text) / 100))
 
 
 # ------------------------------------------------------------------ errors
@@ -457,7 +453,7 @@ class _Run:
     def _final(self, exc: BaseException) -> BaseException:
         if isinstance(exc, CreditError):
             left = [r for r in self.requests if r.key not in self.done]
-            need = sum(credits_for(r.text) for r in left)
+            need = sum(credits_for(len(r.text)) for r in left)
             exc.args = (f"{exc} ; the rest of this build needs {need} credit(s) for {len(left)} "
                         f"segment(s): top up and build again (audio already made is kept)",)
         return exc
@@ -514,7 +510,7 @@ class _Run:
         # this task again instead of paying for another.
         self.b.journal.set_pending(request.key, {
             "job_id": job_id, "base_url": self.b.base_url, "created_at": time.time(),
-            "credits": credits_for(request.text)})
+            "credits": credits_for(len(request.text))})
         self.b.counters["tasks_created"] += 1
         self.window.accepted()
         log.debug("created task %s for %s", job_id, request.label)
@@ -651,7 +647,7 @@ class _Run:
     async def _finish(self, request: SynthesisRequest, job_id: str, url: str) -> None:
         try:
             data, fmt = await self._download(url, job_id)
-            self.on_result(request, Audio(data, fmt, credits_for(request.text)))
+            self.on_result(request, Audio(data, fmt, credits_for(len(request.text))))
             self.done.add(request.key)
             self.b.journal.drop_pending(request.key)
         except Exception as exc:  # noqa: BLE001 - the first failure stops the build
