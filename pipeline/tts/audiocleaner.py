@@ -182,7 +182,7 @@ def error_for_code(code: Any, message: str, http_status: int | None,
 class RetryPolicy:
     """When a failed request is tried again, and after how long."""
 
-    max_retries: int = 5  # faults: 5xx, transport, bad output
+    max_retries: int = 8  # faults: 5xx, transport, bad output
     throttle_retries: int = 30  # 101003 / 101004 answers
     base: float = 0.5
     cap: float = 8.0
