@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pipeline import package
-from pipeline.book import Block, Chapter, Voice, slugify
+from pipeline.book import Chapter, slugify
 from pipeline.cache import CachedAudio, KeyMaker, SegmentCache, resolve_cache_dir
-from pipeline.config import Config, check_emotion, check_language, check_speed, check_voice_id
+from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
+from pipeline.config import Config
 from pipeline.errors import BudgetError, InputError, OfflineMissError, Problem
-from pipeline.segment import Run, Segment, atoms_of_paragraph, credits_for, segment_runs
+from pipeline.segment import Segment, credits_for, segment_runs
 from pipeline.sources.text import compile_lexicon
 from pipeline.tts.base import Audio, SynthesisRequest, backend_identity, get_backend
-from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
 log = logging.getLogger("pipeline")
 
@@ -98,152 +98,6 @@ def _match_chapter(chapters: list[Chapter], word: str) -> list[int] | None:
         if word.lower() in (ch.title.lower(), slugify(ch.title)):
             return [i]
     return None
-
-
-# ------------------------------------------------------------------ voices
-
-
-@dataclass
-class VoiceResolver:
-    """Turns narrator, chapter overrides, cast names and switches into Voices."""
-
-    cfg: Config
-    library: list[VoiceInfo] | None
-
-    @classmethod
-    def for_config(cls, cfg: Config) -> VoiceResolver:
-        library = load_library(cfg.voices, str(cfg.voices)) if cfg.voices else None
-        return cls(cfg, library)
-
-    def base(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        settings = {"language": self.cfg.language, **self.cfg.narrator}
-        return self.apply(settings, overrides)
-
-    def apply(self, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-        out = dict(current)
-        voice = changes.get("voice")
-        if isinstance(voice, str) and voice in self.cfg.cast:
-            out.update(self.cfg.cast[voice])
-        out.update({k: v for k, v in changes.items() if not (k == "voice" and v in self.cfg.cast)})
-        return out
-
-    def voice(self, settings: dict[str, Any]) -> tuple[Voice | None, str | None]:
-        ref = settings["voice"]
-        info = find_voice(self.library, ref) if self.library is not None else None
-        if self.library is not None and info is None:
-            return None, f"{ref!r} is not in the voice library{suggest(self.library, ref)}"
-        if info is not None:
-            ref = info.id
-        if not isinstance(ref, int):
-            known = ", ".join(self.cfg.cast) or "none"
-            return None, (f"{ref!r} is not a voice id or a cast name (cast: {known}); "
-                          "use a number or give a voice library in `voices:`")
-        return Voice(ref, int(settings.get("emotion", 0)), float(settings.get("speed", 1.0)),
-                     settings.get("language", self.cfg.language)), None
-
-    def problems(self) -> list[Problem]:
-        """Narrator and cast voices that do not resolve (unknown ids or names)."""
-        found = []
-        named = [("narrator", self.cfg.narrator)] + [(f"cast.{n}", c) for n, c in self.cfg.cast.items()]
-        for key, settings in named:
-            if "voice" not in settings:
-                continue
-            _, message = self.voice(self.base(settings) if key != "narrator" else self.base({}))
-            if message:
-                found.append(Problem(self.cfg.display, self.cfg.line_of(f"{key}.voice"),
-                                     f"{key}.voice", message))
-        return found
-
-    def genders(self) -> dict[int, int]:
-        return {v.id: v.gender for v in self.library or [] if v.gender is not None}
-
-
-_SWITCH_CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
-                  "language": check_language}
-
-
-def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon,
-                 problems: list[Problem]) -> list[Run]:
-    """A chapter's blocks as runs of one voice between hard boundaries."""
-    entry = cfg.chapters[chapter.entry]
-    base = resolver.base(entry.overrides)
-    current = base
-    voice, message = resolver.voice(current)
-    if message:
-        key = f"chapters[{entry.index}].voice" if "voice" in entry.overrides else "narrator.voice"
-        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, message))
-        return []
-    runs: list[Run] = []
-    pending: list[Block] = []
-
-    def flush(pause: str) -> None:
-        if pending:
-            atoms = tuple(a for b in pending for a in atoms_of_paragraph(
-                lexicon(b.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, pause, line=pending[0].line))
-            pending.clear()
-
-    for block in chapter.blocks:
-        if block.kind == "paragraph":
-            pending.append(block)
-        elif block.kind == "heading":
-            flush("heading")
-            atoms = tuple(atoms_of_paragraph(lexicon(block.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, "heading", heading=True, line=block.line))
-        elif block.kind == "scene":
-            flush("scene")
-            if runs:
-                runs[-1] = _with_pause(runs[-1], "scene")
-        elif block.kind == "switch":
-            flush("paragraph")
-            changes, bad = _switch_settings(block, chapter, resolver)
-            problems += bad
-            if not bad:
-                current = base if not block.settings else (
-                    resolver.apply(base, changes) if "voice" in changes
-                    else resolver.apply(current, changes))
-                new_voice, message = resolver.voice(current)
-                if message:
-                    problems.append(Problem(chapter.source, block.line, "voice", message))
-                else:
-                    voice = new_voice
-    flush("paragraph")
-    return runs
-
-
-def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:
-    """A voice whose library language differs from the language it is asked to read."""
-    if resolver.library is None:
-        return []
-    by_id = {v.id: v for v in resolver.library}
-    out = []
-    for run in runs:
-        info = by_id.get(run.voice.voice)
-        if info and info.language and info.language not in (run.voice.language, "all"):
-            out.append(Problem(chapter.source, run.line, "voice",
-                               f"voice {info.id} ({info.display_name}) speaks {info.language!r} "
-                               f"but reads {run.voice.language!r} text here", warning=True))
-    return out
-
-
-def _with_pause(run: Run, pause: str) -> Run:
-    return Run(run.atoms, run.voice, pause, run.heading, run.line)
-
-
-def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):
-    changes: dict[str, Any] = {}
-    problems = []
-    for key, raw in block.settings:
-        value, message = _SWITCH_CHECKS[key](raw)
-        if key == "voice" and isinstance(value, str) and value not in resolver.cfg.cast \
-                and resolver.library is None:
-            message = (f"{value!r} is not in cast: add it under `cast:` in "
-                       f"{resolver.cfg.display} or use a voice id")
-        if message:
-            problems.append(Problem(chapter.source, block.line, key, message))
-        else:
-            changes[key] = value
-    return changes, problems
 
 
 # ------------------------------------------------------------------ the plan

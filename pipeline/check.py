@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from pipeline.build import VoiceResolver, chapter_runs, language_warnings, load_chapters
+from pipeline.build import load_chapters
+from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import Config
 from pipeline.errors import InputError, Problem
 from pipeline.sources.text import compile_lexicon

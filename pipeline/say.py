@@ -26,7 +26,7 @@ _CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_spe
 
 
 def _voice(cfg: Config | None, settings: dict[str, Any]):
-    from pipeline.build import VoiceResolver  # noqa: PLC0415 - build imports are heavy
+    from pipeline.casting import VoiceResolver
 
     problems = []
     parsed = {}
