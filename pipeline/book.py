@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # The API's emotion table (guide, "Supported Emotion Parameters").
 EMOTIONS: dict[str, int] = {
@@ -68,11 +68,6 @@ class Chapter:
     entry: int = 0
     # The config line of that entry, for error messages.
     line: int | None = None
-    cover: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def characters(self) -> int:
-        return sum(len(b.text) for b in self.blocks)
 
 
 def slugify(text: str, fallback: str = "chapter") -> str:

@@ -107,7 +107,7 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
         elif block.kind == "heading":
             flush("heading")
             atoms = tuple(atoms_of_paragraph(lexicon(block.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, "heading", heading=True, line=block.line))
+            runs.append(Run(atoms, voice, "heading", line=block.line))
         elif block.kind == "scene":
             flush("scene")
             if runs:
@@ -145,7 +145,7 @@ def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]
 
 
 def _with_pause(run: Run, pause: str) -> Run:
-    return Run(run.atoms, run.voice, pause, run.heading, run.line)
+    return Run(run.atoms, run.voice, pause, run.line)
 
 
 def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):

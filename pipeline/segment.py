@@ -73,7 +73,6 @@ class Run:
     atoms: tuple[Atom, ...]
     voice: Voice
     pause_after: str  # "paragraph" | "heading" | "scene"
-    heading: bool = False
     line: int | None = None
 
 
