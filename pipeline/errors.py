@@ -46,21 +46,14 @@ class InputError(AudiobookError):
 
     exit_code = EXIT_INPUT
 
-    def __init__(self, problems: list[Problem] | Problem | str):
-        if isinstance(problems, str):
-            problems = [_plain(problems)]
-        elif isinstance(problems, Problem):
+    def __init__(self, problems: list[Problem] | Problem):
+        if isinstance(problems, Problem):
             problems = [problems]
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
-
-
-def _plain(message: str) -> Problem:
-    file, _, rest = message.partition(": ")
-    return Problem(file, None, None, rest) if rest else Problem(message, None, None, "")
 
 
 class ConfigError(InputError):

@@ -27,7 +27,7 @@ from pipeline import __version__, audio
 from pipeline.book import slugify
 from pipeline.cache import SegmentCache
 from pipeline.config import Config, Pauses
-from pipeline.errors import AudiobookError, InputError
+from pipeline.errors import AudiobookError, InputError, Problem
 
 if TYPE_CHECKING:
     from pipeline.build import BuildResult, ChapterPlan, Plan, Progress
@@ -257,7 +257,8 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
         for k, seg in enumerate(cp.segments):
             stored = cache.get(seg.key)
             if stored is None:  # pruned by another process mid-build
-                raise InputError(f"segment {seg.key[:12]} vanished from the cache; build again")
+                raise AudiobookError(f"segment {seg.key[:12]} left the cache during the build "
+                                     "(a `cache prune` or `clear` at the same time?); build again")
             yield audio.trim(audio.decode(stored.data, stored.format, rate))
             last = k == len(cp.segments) - 1
             yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
@@ -283,10 +284,11 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
     minutes = stitched.frames / stitched.rate / 60
     if target.kind == "acx" and minutes > ACX_MAX_MINUTES:
-        raise InputError(
-            f"{cp.source}: chapter {cp.index} '{cp.title}' is {minutes:.0f} minutes long; ACX "
+        raise InputError(Problem(
+            cp.source, None, None,
+            f"chapter {cp.index} '{cp.title}' is {minutes:.0f} minutes long; ACX "
             f"allows at most {ACX_MAX_MINUTES} minutes per file. Split its source into two "
-            "chapters (or set output.loudness to a target other than acx)")
+            "chapters (or set output.loudness to a target other than acx)"))
 
 
 def _manifest_entry(job: Job, frames: int, levels: audio.Levels) -> dict:
