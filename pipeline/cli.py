@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from pipeline import __version__
-from pipeline.errors import EXIT_INPUT, AudiobookError, InputError, Problem
+from pipeline.errors import EXIT_INPUT, AudiobookError
 
 log = logging.getLogger("pipeline")
 
@@ -70,12 +70,20 @@ def _set_quiet(ctx: click.Context, _param, value: bool) -> None:
         _setup_logging(_State.verbose, _State.quiet)
 
 
+def _set_config(ctx: click.Context, _param, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["config"] = value
+
+
 def handled(func):
     """Run a command, turning our errors into plain lines and exit codes.
 
-    Also accepts -v/-q after the command name (`audiobook build -q`), as well
-    as before it.
+    Also accepts -c/-v/-q after the command name (`audiobook build -q`), as
+    well as before it.
     """
+    func = click.option("-c", "--config", type=click.Path(path_type=Path), expose_value=False,
+                        callback=_set_config, is_eager=True,
+                        help="The config file (default ./audiobook.yml).")(func)
     func = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
                         help="Only warnings and errors.")(func)
     func = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
@@ -248,19 +256,19 @@ def build(ctx: click.Context, chapters: tuple[str, ...], backend: str | None, jo
 @click.option("--language", default=None, help="Only voices of this language key.")
 @click.option("--gender", default=None, help="male, female, or the enum number.")
 @click.option("--emotion", default=None, help="Only voices that list this emotion.")
+@click.option("--file", "library_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A voice library JSON (default: `voices:` of the config).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 @handled
 def voices(ctx: click.Context, language: str | None, gender: str | None, emotion: str | None,
-           as_json: bool) -> None:
-    """List the voice library named by `voices:` in the config."""
+           library_file: Path | None, as_json: bool) -> None:
+    """List the voice library named by `voices:` in the config (or --file)."""
+    from pipeline.config import voice_library_path
     from pipeline.voices import filter_voices, load_library
 
-    cfg = _config(ctx)
-    if cfg.voices is None:
-        raise InputError(Problem(cfg.display, None, "voices",
-                                 "no voice library; download it from the Playground and set voices: FILE"))
-    found = filter_voices(load_library(cfg.voices), language, gender, emotion)
+    path = library_file or voice_library_path(ctx.obj["config"])
+    found = filter_voices(load_library(path), language, gender, emotion)
     if as_json:
         click.echo(json.dumps([v.as_json() for v in found], indent=2, ensure_ascii=False))
         return

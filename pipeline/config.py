@@ -703,3 +703,20 @@ def load_config(path: Path | str = "audiobook.yml") -> Config:
         # In file order, so the list reads top to bottom like the file.
         raise ConfigError(sorted(c.problems, key=lambda p: (p.file != display, p.line or 0)))
     return config
+
+
+def voice_library_path(path: Path | str = "audiobook.yml") -> Path:
+    """The `voices:` file of a config, read without validating the rest.
+
+    `audiobook voices` needs only this key, so a config that is still being
+    written (no chapters yet, say) can already list its voices.
+    """
+    path = Path(path)
+    data, lines, _ = read_yaml(path, str(path))
+    value = data.get("voices") if isinstance(data, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(Problem(str(path), lines.get("voices"), "voices",
+                                  "no voice library; download it from the Playground and set "
+                                  "voices: FILE (or pass --file FILE)"))
+    library = Path(value)
+    return library if library.is_absolute() else path.resolve().parent / library

@@ -171,3 +171,25 @@ def test_say_gives_three_different_files_for_two_voices_and_two_emotions(cast_pr
     assert len(digests) == 3
     bad = run_cli("say", "Hi", "-o", str(tmp_path / "x.mp3"), "--voice", "9999", cwd=tmp_path)
     assert bad.returncode == 2 and "did you mean" in bad.stderr
+
+
+def test_voices_needs_only_the_voices_key_or_a_file(tmp_path):
+    (tmp_path / "lib.json").write_text(json.dumps(LIBRARY))
+    (tmp_path / "audiobook.yml").write_text("voices: lib.json\n")  # no chapters yet
+    listed = run_cli("voices", "--json", "--language", "fr", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert [v["id"] for v in json.loads(listed.stdout)] == [3104]
+    (tmp_path / "audiobook.yml").write_text("title: No voices\n")
+    missing = run_cli("voices", cwd=tmp_path)
+    assert missing.returncode == 2 and "voices: no voice library" in missing.stderr
+    direct = run_cli("voices", "--file", "lib.json", "--json", cwd=tmp_path)
+    assert [v["id"] for v in json.loads(direct.stdout)] == [2072, 2080, 3104]
+
+
+def test_config_option_works_after_the_command_too(cast_project, tmp_path):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    after = run_cli("voices", "--json", "-c", str(cast_project), cwd=other)
+    before = run_cli("-c", str(cast_project), "voices", "--json", cwd=other)
+    assert after.returncode == before.returncode == 0, after.stderr
+    assert after.stdout == before.stdout
