@@ -164,7 +164,7 @@ def stitch(parts: Iterable[AudioSegment | int], rate: int, directory: Path,
     encoder adds the room tone later (see `Treatment`).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=".stitch-", suffix=".raw", dir=directory)
+    fd, name = tempfile.mkstemp(prefix=f".stitch-{os.getpid()}-", suffix=".raw", dir=directory)
     frames = 0
     try:
         with os.fdopen(fd, "wb") as out:
@@ -184,6 +184,36 @@ def stitch(parts: Iterable[AudioSegment | int], rate: int, directory: Path,
 def atomic_target(path: Path) -> Path:
     """A temp name beside path; rename it into place with os.replace."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+# Our temporary files name the process that made them (see stitch, atomic_target).
+_LEFTOVER = re.compile(r"^\.(?:stitch-(\d+)-.*\.raw|.+\.tmp-(\d+))$")
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Delete temporary files that a killed build left in directory.
+
+    Only files whose process is gone: another build still writing keeps its own.
+    """
+    removed = []
+    for path in directory.glob(".*") if directory.is_dir() else []:
+        match = _LEFTOVER.match(path.name)
+        if match and not _process_alive(int(match.group(1) or match.group(2))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal, or a platform without signal 0: assume alive
+        return True
+    return True
 
 
 def encode_mp3(pcm: Stitched, out: Path, bitrate: str, tags: dict[str, str],

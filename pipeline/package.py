@@ -127,6 +127,8 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool, progr
     cfg = plan.cfg
     out_dir = cfg.output.dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir, out_dir / HIDDEN_DIR):
+        audio.remove_leftovers(folder)
     manifest_path = out_dir / "manifest.json"
     previous = _read_manifest(manifest_path)
     entries: dict[int, dict] = {e["index"]: e for e in previous.get("chapters", [])

@@ -264,3 +264,18 @@ def test_cache_commands(project, tmp_path, args):
     cleared = run_cli("cache", "clear", "--yes", cwd=tmp_path)
     assert cleared.returncode == 0
     assert json.loads(run_cli(*args, cwd=tmp_path).stdout)["segments"] == 0
+
+
+def test_a_build_clears_temporary_files_that_a_killed_build_left(project):
+    cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = cfg.output.dir
+    out.mkdir(parents=True)
+    stale = [out / f".stitch-{gone.pid}-x1y2.raw", out / f".01-the-first.mp3.tmp-{gone.pid}"]
+    live = out / f".stitch-{os.getpid()}-busy.raw"  # a build still running keeps its files
+    for path in (*stale, live):
+        path.write_bytes(b"\0" * 64)
+    build(cfg)
+    assert not any(p.exists() for p in stale)
+    assert live.exists()
