@@ -282,10 +282,7 @@ def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int 
     result = result if result is not None else BuildResult()
     to_send = plan.to_send()
     need = sum(s.credits for _, s in to_send)
-    total_segments = sum(len(plan.chapters[i].segments) for i in plan.selected)
-    result.segments_cached = total_segments - sum(
-        1 for i in plan.selected for s in plan.chapters[i].segments
-        if s.key not in plan.chapters[i].cached)
+    result.segments_cached = plan.totals()["cached_segments"]
     if not to_send:
         return result
     if offline:

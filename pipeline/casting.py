@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
-from pipeline.config import Config, check_emotion, check_language, check_speed, check_voice_id
+from pipeline.config import VOICE_CHECKS, Config
 from pipeline.errors import Problem
 from pipeline.segment import Run, atoms_of_paragraph
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
@@ -76,8 +76,6 @@ class VoiceResolver:
         return {v.id: v.gender for v in self.library or [] if v.gender is not None}
 
 
-_SWITCH_CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
-                  "language": check_language}
 
 
 def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon,
@@ -152,7 +150,7 @@ def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):
     changes: dict[str, Any] = {}
     problems = []
     for key, raw in block.settings:
-        value, message = _SWITCH_CHECKS[key](raw)
+        value, message = VOICE_CHECKS[key](raw)
         if key == "voice" and isinstance(value, str) and value not in resolver.cfg.cast \
                 and resolver.library is None:
             message = (f"{value!r} is not in cast: add it under `cast:` in "

@@ -408,7 +408,7 @@ def check_voice_id(value: Any) -> tuple[int | str | None, str | None]:
     return None, f"must be a voice id or name, not {_kind(value)}"
 
 
-_VOICE_CHECKS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
+VOICE_CHECKS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
     "voice": check_voice_id,
     "emotion": check_emotion,
     "speed": check_speed,
@@ -418,7 +418,7 @@ _VOICE_CHECKS: dict[str, Callable[[Any], tuple[Any, str | None]]] = {
 
 def _voice_settings(c: _Checker, raw: dict, prefix: str, allowed=VOICE_KEYS) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, check in _VOICE_CHECKS.items():
+    for key, check in VOICE_CHECKS.items():
         if key in raw:
             value, message = check(raw[key])
             if message:

@@ -8,21 +8,11 @@ from typing import Any
 from pipeline import audio
 from pipeline.book import Voice
 from pipeline.cache import SegmentCache, resolve_cache_dir
-from pipeline.config import (
-    Config,
-    Pauses,
-    check_emotion,
-    check_language,
-    check_speed,
-    check_voice_id,
-)
+from pipeline.config import VOICE_CHECKS, Config, Pauses
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
 from pipeline.sources.text import compile_lexicon, normalize
 from pipeline.tts.base import SynthesisRequest, backend_identity
-
-_CHECKS = {"voice": check_voice_id, "emotion": check_emotion, "speed": check_speed,
-           "language": check_language}
 
 
 def _voice(cfg: Config | None, settings: dict[str, Any]):
@@ -31,7 +21,7 @@ def _voice(cfg: Config | None, settings: dict[str, Any]):
     problems = []
     parsed = {}
     for key, raw in settings.items():
-        value, message = _CHECKS[key](raw)
+        value, message = VOICE_CHECKS[key](raw)
         if message:
             problems.append(Problem("--" + key, None, None, message))
         parsed[key] = value
