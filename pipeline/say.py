@@ -8,7 +8,7 @@ from typing import Any
 from pipeline import audio
 from pipeline.book import Voice
 from pipeline.cache import SegmentCache, resolve_cache_dir
-from pipeline.config import VOICE_CHECKS, Config, Pauses
+from pipeline.config import DEFAULT_NARRATOR, VOICE_CHECKS, Config, Pauses
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
 from pipeline.sources.text import compile_lexicon, normalize
@@ -28,7 +28,7 @@ def _voice(cfg: Config | None, settings: dict[str, Any]):
     if problems:
         raise InputError(problems)
     if cfg is None:
-        base = {"voice": 2072, "emotion": 0, "speed": 1.0, "language": "en", **parsed}
+        base = {**DEFAULT_NARRATOR, "language": "en", **parsed}
         if not isinstance(base["voice"], int):
             raise InputError(Problem("--voice", None, None,
                                      "a voice name needs a config with cast or voices; use an id"))
