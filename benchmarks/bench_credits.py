@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import textgen  # noqa: E402
 
-from pipeline.build import make_plan  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
+from pipeline.plan import make_plan  # noqa: E402
 from pipeline.segment import credits_for, split_sentences  # noqa: E402
 from pipeline.sources.markdown import blocks_from_markdown  # noqa: E402
 

@@ -36,7 +36,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
-from pipeline.errors import AudiobookError
+from pipeline.errors import AudioToolError
 
 SAMPLE_WIDTH = 2  # 16-bit: pydub misreads float WAVs, keep intermediates int16
 CHANNELS = 1  # ACX recommends mono; all our voices are mono
@@ -53,10 +53,6 @@ FLOOR_WINDOW_MS = 500  # ACX: the quietest half second is the noise floor
 SPEECH_DBFS = -50.0  # a block louder than this is voice, for head and tail tone
 SILENCE_DB = -120.0  # what the meter reports for digital silence (JSON has no -inf)
 CHUNK = 1 << 16
-
-
-class AudioToolError(AudiobookError):
-    pass
 
 
 @lru_cache(maxsize=1)

@@ -18,10 +18,14 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import diskcache
 
 from pipeline.book import Voice
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 # Bump when anything about how audio is produced or stored changes, so stale
 # entries are never served for new keys.
@@ -220,3 +224,8 @@ def _flock(path: Path, exclusive: bool) -> Iterator[None]:
 def resolve_cache_dir(configured: Path) -> Path:
     env = os.environ.get("AUDIOBOOK_CACHE_DIR")
     return Path(env).expanduser() if env else configured
+
+
+def open_cache(cfg: Config) -> SegmentCache:
+    """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir)."""
+    return SegmentCache(resolve_cache_dir(cfg.cache_dir))

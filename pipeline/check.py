@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from pipeline.build import load_chapters
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import Config
 from pipeline.errors import InputError, Problem
+from pipeline.sources import load_chapters
 from pipeline.sources.text import compile_lexicon
 
 

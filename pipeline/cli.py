@@ -200,7 +200,8 @@ def check(ctx: click.Context, audio_report: bool) -> None:
 @handled
 def plan(ctx: click.Context, as_json: bool, backend: str | None) -> None:
     """What a build would do and cost; spends nothing."""
-    from pipeline.build import lower_bound, make_plan, open_cache
+    from pipeline.cache import open_cache
+    from pipeline.plan import lower_bound, make_plan
 
     cfg = _config(ctx)
     with open_cache(cfg) as cache:
@@ -311,7 +312,7 @@ def cache() -> None:
 @handled
 def cache_stats(ctx: click.Context, as_json: bool) -> None:
     """Size and count of the cache."""
-    from pipeline.build import open_cache
+    from pipeline.cache import open_cache
 
     with open_cache(_config(ctx.parent)) as store:
         stats = store.stats()
@@ -328,7 +329,8 @@ def cache_stats(ctx: click.Context, as_json: bool) -> None:
 @handled
 def cache_prune(ctx: click.Context, yes: bool) -> None:
     """Drop segments the current config no longer uses."""
-    from pipeline.build import make_plan, open_cache
+    from pipeline.cache import open_cache
+    from pipeline.plan import make_plan
 
     cfg = _config(ctx.parent)
     with open_cache(cfg) as store:
@@ -348,7 +350,7 @@ def cache_prune(ctx: click.Context, yes: bool) -> None:
 @handled
 def cache_clear(ctx: click.Context, yes: bool) -> None:
     """Drop every cached segment."""
-    from pipeline.build import open_cache
+    from pipeline.cache import open_cache
 
     with open_cache(_config(ctx.parent)) as store:
         if not yes:

@@ -77,3 +77,13 @@ class OfflineMissError(AudiobookError):
 
     exit_code = EXIT_OFFLINE_MISS
 
+
+
+class BackendUnavailable(AudiobookError):
+    """An unknown backend name, or a backend that cannot run here."""
+
+    exit_code = EXIT_INPUT
+
+
+class AudioToolError(AudiobookError):
+    """ffmpeg is missing or failed."""

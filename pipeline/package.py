@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,8 @@ from pipeline.config import Config, Pauses
 from pipeline.errors import AudiobookError, InputError, Problem
 
 if TYPE_CHECKING:
-    from pipeline.build import BuildResult, ChapterPlan, Plan, Progress
+    from pipeline.plan import ChapterPlan, Plan
+    from pipeline.progress import Progress
 
 log = logging.getLogger("pipeline")
 
@@ -115,6 +116,16 @@ def treatment_for(target: Target, pcm: audio.Stitched, stitched: audio.Levels) -
 # ------------------------------------------------------------------ writing
 
 
+@dataclass
+class OutputReport:
+    """What write_outputs did: build() folds it into the build's summary."""
+
+    chapters_written: int = 0
+    chapters_unchanged: int = 0
+    book_written: bool = False
+    outputs: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Job:
     cp: ChapterPlan
@@ -122,9 +133,10 @@ class Job:
     key: str
 
 
-def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool, progress: Progress,
-                  result: BuildResult) -> None:
+def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
+                  progress: Progress) -> OutputReport:
     cfg = plan.cfg
+    result = OutputReport()
     out_dir = cfg.output.dir
     out_dir.mkdir(parents=True, exist_ok=True)
     for folder in (out_dir, out_dir / HIDDEN_DIR):
@@ -155,10 +167,11 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool, progr
         result.outputs.append(str(out_dir / "playlist.m3u"))
     if errors:
         raise _combined(errors)
+    return result
 
 
 def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict], force: bool,
-                        result: BuildResult) -> list[Job]:
+                        result: OutputReport) -> list[Job]:
     out_dir = plan.cfg.output.dir
     todo = []
     for i in plan.selected:
@@ -176,7 +189,7 @@ def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict],
 
 def _render_chapters(plan: Plan, cache: SegmentCache, todo: list[Job], jobs: int,
                      cover: CoverFile, progress: Progress, entries: dict[int, dict],
-                     result: BuildResult) -> list[AudiobookError]:
+                     result: OutputReport) -> list[AudiobookError]:
     """Encode chapters in parallel (ffmpeg does the work); return their errors.
 
     One chapter failing does not stop the others: what finished is kept and
@@ -438,10 +451,10 @@ def book_output_key(plan: Plan, entries: list[dict], cover_digest: str) -> str:
 
 
 def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
-                force: bool, errors: list, result: BuildResult) -> dict | None:
+                force: bool, errors: list, result: OutputReport) -> dict | None:
     """The m4b's manifest entry, building the file when it is out of date."""
     cfg = plan.cfg
-    result.extra["book_written"] = False
+    result.book_written = False
     if "m4b" not in cfg.output.formats:
         return None
     current = _current_entries(plan, entries, cover.digest)
@@ -460,7 +473,7 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
     audio.encode_book([(cfg.output.dir / e["file"], e["frames"]) for e in current], out,
                       cfg.output.sample_rate, cfg.output.bitrate,
                       ffmetadata(book_tags(cfg), marks), cover.path())
-    result.extra["book_written"] = True
+    result.book_written = True
     return {"file": name, "output_key": key, "duration_ms": marks[-1][2] if marks else 0,
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 

@@ -12,7 +12,8 @@ from pipeline.config import DEFAULT_NARRATOR, VOICE_CHECKS, Config, Pauses
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
 from pipeline.sources.text import compile_lexicon, normalize
-from pipeline.tts.base import SynthesisRequest, backend_identity
+from pipeline.tts import backend_identity
+from pipeline.tts.base import SynthesisRequest
 
 
 def _voice(cfg: Config | None, settings: dict[str, Any]):
@@ -45,7 +46,9 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     suffix = out.suffix.lower()
     if suffix not in (".mp3", ".wav", ".m4a"):
         raise InputError(Problem(str(out), None, None, "use a .mp3, .wav or .m4a file name"))
-    from pipeline.build import BuildResult, LogProgress, key_function, make_audio
+    from pipeline.build import BuildResult, make_audio
+    from pipeline.plan import key_function
+    from pipeline.progress import LogProgress
 
     voice, resolver = _voice(cfg, settings)
     backend = backend or (cfg.backend if cfg else "local")

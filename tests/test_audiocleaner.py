@@ -12,6 +12,7 @@ from emulator_helpers import KEY, create, emulator
 
 from pipeline.book import Voice
 from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, BudgetError, ServiceError
+from pipeline.tts import backend_identity, get_backend
 from pipeline.tts.audiocleaner import (
     CREATE_PATH,
     GET_PATH,
@@ -33,7 +34,7 @@ from pipeline.tts.audiocleaner import (
     error_for_code,
     retry_delay,
 )
-from pipeline.tts.base import SynthesisRequest, backend_identity, get_backend
+from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.emulator import tone_wav
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
@@ -86,7 +87,7 @@ def test_each_request_is_made_once_downloaded_checked_and_paid_by_the_guide():
     assert stats["tasks_created"] == 5 and stats["credits_charged"] == 10
     assert stats["downloads_with_api_key"] == 0
     assert client.stats()["tasks_created"] == 5
-    assert client.identity() == backend_identity("audiocleaner")
+    assert client.identity() == f"audiocleaner:{emu.url.rstrip('/')}"  # its own URL, not the env
 
 
 def test_a_task_is_journaled_before_its_first_poll_and_dropped_once_stored(monkeypatch):

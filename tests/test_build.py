@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from pipeline import audio
-from pipeline.build import build, make_plan, open_cache, synthesize
+from pipeline.build import build, synthesize
+from pipeline.cache import open_cache
 from pipeline.config import load_config
+from pipeline.plan import make_plan
 from tests.conftest import run_cli
 
 CONFIG = """\

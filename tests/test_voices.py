@@ -8,9 +8,10 @@ import json
 import pytest
 
 from pipeline.book import Voice
-from pipeline.build import make_plan, open_cache
+from pipeline.cache import open_cache
 from pipeline.config import load_config
 from pipeline.errors import InputError
+from pipeline.plan import make_plan
 from pipeline.tts.local import LocalBackend, espeak_voice
 from pipeline.voices import filter_voices, find_voice, load_library
 from tests.conftest import run_cli

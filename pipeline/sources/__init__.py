@@ -1,1 +1,33 @@
-"""Sources: documents in, chapters of blocks out."""
+"""Documents -> chapters of blocks: Markdown files and EPUBs, read by one rule."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pipeline.book import Chapter
+from pipeline.errors import InputError, Problem
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+
+def load_chapters(cfg: Config) -> list[Chapter]:
+    """Every chapter of every source, in order; all source problems at once."""
+    from pipeline.sources.markdown import load_markdown
+
+    chapters: list[Chapter] = []
+    problems: list[Problem] = []
+    for entry in cfg.chapters:
+        try:
+            if entry.source.suffix.lower() == ".epub":
+                from pipeline.sources.epub import load_epub
+
+                chapters += load_epub(entry.source, entry.display, entry=entry)
+            else:
+                chapters.append(load_markdown(entry.source, entry.display, entry.title,
+                                              entry.index, entry.line))
+        except InputError as exc:
+            problems += exc.problems
+    if problems:
+        raise InputError(problems)
+    return chapters

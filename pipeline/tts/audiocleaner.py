@@ -32,7 +32,7 @@ import httpx
 
 from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, AudiobookError, BudgetError, ServiceError
 from pipeline.segment import credits_for
-from pipeline.tts.base import Audio, OnResult, SynthesisRequest, backend_identity, base_url
+from pipeline.tts.base import Audio, OnResult, SynthesisRequest
 from pipeline.tts.base import detect_format as sniff_format
 
 log = logging.getLogger("pipeline.audiocleaner")
@@ -46,6 +46,20 @@ OK = 100000
 # the one product's word for failure. Anything else is unknown.
 WAITING_STATUSES = {"waiting", "queued", "pending", "processing", "running"}
 FAILED_STATUSES = {"failed", "error"}
+
+
+DEFAULT_BASE_URL = "https://audiocleaner.ai"
+
+
+def base_url() -> str:
+    """The Audio Cleaner API host: AUDIOCLEANER_BASE_URL, else the vendor's."""
+    return (os.environ.get("AUDIOCLEANER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def identity_of(url: str) -> str:
+    """The cache-key identity of the service at url: emulator audio never stands in for real."""
+    return f"audiocleaner:{url.rstrip('/')}"
+
 
 
 # ------------------------------------------------------------------ errors
@@ -363,7 +377,7 @@ class AudioCleanerBackend:
         return f"AudioCleanerBackend({self.base_url!r})"
 
     def identity(self) -> str:
-        return backend_identity("audiocleaner")
+        return identity_of(self.base_url)
 
     def stats(self) -> dict:
         out = dict(self.counters)
@@ -689,7 +703,8 @@ class _Run:
 
 def _checked_audio(data: bytes, job_id: str) -> tuple[bytes, str]:
     """The bytes and their format, if they are audio that decodes and is not empty."""
-    from pipeline.audio import AudioToolError, check_audio
+    from pipeline.audio import check_audio
+    from pipeline.errors import AudioToolError
 
     fmt = sniff_format(data)
     if fmt is None:

@@ -1,4 +1,4 @@
-"""The backend protocol, the request and result types, and the registry."""
+"""The backend protocol and the request and result types (the registry is tts/__init__.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipeline.book import Voice
-from pipeline.errors import AudiobookError, ServiceError
 
 
 @dataclass(frozen=True)
@@ -63,48 +62,3 @@ def detect_format(data: bytes) -> str | None:
     if head[:4] == b"\x1aE\xdf\xa3":
         return "webm"
     return None
-
-
-class BackendUnavailable(AudiobookError):
-    exit_code = 2
-
-
-def get_backend(name: str, **options) -> Backend:
-    """The registry: a backend by its config name."""
-    if name == "local":
-        from pipeline.tts.local import LocalBackend
-
-        return LocalBackend(genders=options.get("genders"))
-    if name == "audiocleaner":
-        from pipeline.tts.audiocleaner import AudioCleanerBackend
-
-        return AudioCleanerBackend.from_environment(**options)
-    raise BackendUnavailable(f"unknown backend {name!r}; use 'local' or 'audiocleaner'")
-
-
-__all__ = ["Audio", "Backend", "ServiceError", "SynthesisRequest", "detect_format", "get_backend"]
-
-
-DEFAULT_BASE_URL = "https://audiocleaner.ai"
-
-
-def base_url() -> str:
-    """The Audio Cleaner API host: AUDIOCLEANER_BASE_URL, else the vendor's."""
-    import os
-
-    return (os.environ.get("AUDIOCLEANER_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-
-
-def backend_identity(name: str) -> str:
-    """The cache-key identity of a backend, without needing its credentials.
-
-    A remote backend's identity includes its base URL: audio made by the
-    emulator must never stand in for the real service's.
-    """
-    if name == "local":
-        from pipeline.tts.local import LocalBackend
-
-        return LocalBackend().identity()
-    if name == "audiocleaner":
-        return f"audiocleaner:{base_url()}"
-    raise BackendUnavailable(f"unknown backend {name!r}; use 'local' or 'audiocleaner'")
