@@ -34,6 +34,7 @@ pattern is compiled once, at import; each pass is one regex scan.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -113,6 +114,8 @@ _TITLES = {
 }
 # Only these are unambiguous without a dot ("Mr Holmes", British style).
 _DOTLESS_TITLES = ("Mr", "Mrs", "Ms", "Dr")
+_NUMBERING_ABBREVIATIONS = {"Vol": "Volume", "Vols": "Volumes", "Pt": "Part", "Ch": "Chapter",
+                            "Chs": "Chapters", "Fig": "Figure", "Figs": "Figures"}
 # Abbreviations whose full stop may also end the sentence: "etc. Then" keeps one.
 _ENDINGS = {"etc": "et cetera", "Jr": "Junior", "Sr": "Senior"}
 _LATIN = {"e.g.": "for example", "i.e.": "that is", "vs.": "versus", "vs": "versus",
@@ -122,7 +125,8 @@ _NEXT_SENTENCE = re.compile(r"\s*$|\s+[\"'“‘(]?[A-Z]")
 
 _ABBREVIATION = re.compile(
     r"(?P<title>\b(?:" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s+[A-Z]))"
-    r"|(?P<dotless>\b(?:" + "|".join(_DOTLESS_TITLES) + r")(?=\s+[A-Z]))"
+    r"|(?P<dotless>\b(?:" + "|".join(_DOTLESS_TITLES) + r")(?=\s+(?:[A-Z]|and\s|&)))"
+    r"|(?P<numbering>\b(?:Vol|Pt|Ch|Fig|Vols|Chs|Figs)\.\s?(?=\d|[IVXL]+\b))"
     r"|(?P<mister>\b(?:Mr|Mrs|Messrs)\.(?=\s))"
     r"|(?P<saint>\bSt\b\.?)"
     r"|(?P<no>\b(?:No|no|Nos|nos)\.\s?(?=\d)|#(?=\d))"
@@ -162,6 +166,8 @@ def _abbreviation(m: re.Match[str]) -> str:
         return _TITLES[word[:-1]]
     if kind == "dotless":
         return _TITLES[word]
+    if kind == "numbering":
+        return _NUMBERING_ABBREVIATIONS[word.rstrip(". ")] + " "
     if kind == "mister":
         return _TITLES[word[:-1]]
     if kind == "saint":
@@ -199,8 +205,8 @@ _REGNAL_NAMES = (
     "Constantine", "Justinian", "Theodosius", "Basil", "Leopold", "Baldwin", "Conrad", "Hugh",
 )
 _NUMBERING_WORDS = (
-    "Volume", "Vol.", "Part", "Pt.", "Chapter", "Ch.", "Book", "Act", "Scene", "Section",
-    "Appendix", "Article", "Canto", "Psalm", "Plate", "Figure", "Fig.", "Table", "Phase", "Stage",
+    "Volume", "Part", "Chapter", "Book", "Act", "Scene", "Section",
+    "Appendix", "Article", "Canto", "Psalm", "Plate", "Figure", "Table", "Phase", "Stage",
     "Stanza", "Lesson", "Lecture", "Number", "Round", "Series", "Epistle", "Movement",
 )
 # The pronoun "I" is a numeral only where no sentence goes on after it:
@@ -208,28 +214,15 @@ _NUMBERING_WORDS = (
 _LONE_I_OK = re.compile(r"\s*(?:$|[.,:;!?)\]—–-]|\s+(?:of|and|or|to)\b)|['’]s\b")
 
 
-def _alternatives(words: tuple[str, ...], *, any_case: bool) -> str:
-    out = []
-    for w in dict.fromkeys(words):
-        body = re.escape(w)
-        if any_case:
-            # Chapter, chapter and CHAPTER; never "cHAPTER".
-            body = f"(?:{body}|{re.escape(w.lower())}|{re.escape(w.upper())})"
-        out.append(body)
-    return "|".join(out)
-
-
-_NUMERAL = re.compile(
-    r"(?P<lead>\b(?:World\s+War|WORLD\s+WAR|" + _alternatives(_NUMBERING_WORDS, any_case=True)
-    + r")\s+)(?P<counted>" + _SMALL_ROMAN + r")\b"
-    r"|(?P<name>\b(?:" + _alternatives(_REGNAL_NAMES, any_case=False) + r")\s+)"
-    r"(?P<regnal>" + _SMALL_ROMAN + r")\b"
-    r"|\b(?P<century>" + _SMALL_ROMAN + r")(?P<suffix>st|nd|rd|th)?(?=\s+[Cc]entur)"
-    r"|\b(?P<ordinal>" + _ROMAN + r")(?P<osuffix>st|nd|rd|th)\b"
-)
-_HEADING_NUMERAL = re.compile(r"^(?P<numeral>C{0,3}" + _SMALL_ROMAN + r"|C{1,3})"
+_ROMAN_TOKEN = re.compile(r"[IVXLCDM][IVXLCDM]*(?:st|nd|rd|th)?(?![\w])")
+_VALID_ROMAN = re.compile(_ROMAN)
+_VALID_SMALL_ROMAN = re.compile(_SMALL_ROMAN)
+_CENTURY_AFTER = re.compile(r"\s+[Cc]entur")
+_HEADING_NUMERAL = re.compile(r"(?P<numeral>C{0,3}" + _SMALL_ROMAN + r"|C{1,3})"
                               r"(?P<rest>[.:)]\s+|\s+[-—–:]\s+|[.:)]?$)")
 _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
+_NUMBERING = frozenset(w for word in _NUMBERING_WORDS for w in (word, word.lower(), word.upper()))
+_REGNAL = frozenset(_REGNAL_NAMES)
 
 
 def roman_value(numeral: str) -> int:
@@ -240,19 +233,42 @@ def roman_value(numeral: str) -> int:
     return total
 
 
-def _numeral(m: re.Match[str]) -> str:
-    lone_i = m.group() != "" and m.group().endswith(" I")
-    if lone_i and (not _LONE_I_OK.match(m.string, m.end()) or m["lead"] and m["lead"].islower()):
-        return m.group()
-    if m["counted"]:
-        return m["lead"] + cardinal(roman_value(m["counted"]))
-    if m["regnal"]:
-        return f"{m['name']}the {ordinal(roman_value(m['regnal'])).capitalize()}"
-    if m["century"]:
-        return ordinal(roman_value(m["century"]))
-    if m["ordinal"]:
-        return ordinal(roman_value(m["ordinal"]))
-    return m.group()
+def _lead_words(text: str, start: int) -> tuple[str, str]:
+    """The word before `start` and the two words before it, if only spaces separate them."""
+    before = text[max(0, start - 30):start]
+    if not before[-1:].isspace():
+        return "", ""
+    words = before.split()
+    if not words:
+        return "", ""
+    last = words[-1].lstrip("([\"'“‘")
+    return last, " ".join(words[-2:])
+
+
+def _numeral(text: str, token: re.Match[str]) -> tuple[int, int, str] | None:
+    """(start, end, words) for a Roman numeral that is a number here, else None."""
+    start, end = token.span()
+    if start and (text[start - 1].isalnum() or text[start - 1] in "'’_-"):
+        return None  # the end of a word ("IBM's" "ZIV")
+    word = token.group()
+    numeral = word.rstrip("stndrh") if word[-2:] in ("st", "nd", "rd", "th") else word
+    if not _VALID_ROMAN.fullmatch(numeral):
+        return None
+    if numeral != word:  # "XIXth"
+        return start, end, ordinal(roman_value(numeral))
+    if not _VALID_SMALL_ROMAN.fullmatch(numeral):
+        return None
+    if _CENTURY_AFTER.match(text, end):  # "the XIX century"
+        return start, end, ordinal(roman_value(numeral))
+    last, two = _lead_words(text, start)
+    counted = last in _NUMBERING or two in ("World War", "WORLD WAR")
+    if not counted and last not in _REGNAL:
+        return None
+    if numeral == "I" and (last.islower() or not _LONE_I_OK.match(text, end)):
+        return None  # "part I think", "Henry I said": the pronoun
+    if counted:
+        return start, end, cardinal(roman_value(numeral))
+    return start, end, "the " + ordinal(roman_value(numeral)).capitalize()
 
 
 def _heading_numeral(m: re.Match[str]) -> str:
@@ -286,34 +302,42 @@ _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=Tru
 # Words after which a four-digit number is a count, not a year ("page 1888").
 _NOT_YEAR_BEFORE = re.compile(r"\b(?:number|numbers|page|pages|room|version|flat|house|"
                               r"plus|minus|times)\s*$", re.IGNORECASE)
+_YEAR_CUE = re.compile(r"\b(?:in|of|since|by|from|until|till|circa|year|summer|winter|spring|"
+                       r"autumn)\s*$", re.IGNORECASE)
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 
-_NUMBER = re.compile(
-    r"(?P<iso>\b\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b)"
-    r"|(?P<cur>[£$€¥])\s?(?P<amount>" + _NUM + r")(?:\s?(?P<mag>thousand|million|billion|trillion|bn|m|k)\b)?"
-    r"|(?P<hour>\b(?:[01]?\d|2[0-4])):(?P<minute>[0-5]\d)(?::(?P<second>[0-5]\d))?\b(?:\s?" + _MERIDIEM.format("tmer") + ")?"
-    r"|(?P<clock>\b(?:1[0-2]|0?[1-9]))\s?" + _MERIDIEM.format("mer")
-    + r"|(?P<date3>\b\d{1,2}/\d{1,2}/\d{2,4}\b)"
-    r"|(?<![\d.,])(?P<from>\d+)(?:\s?[–—]\s?|-)(?P<to>\d+)\b(?![.,]\d)"
-    r"|(?:(?P<whole>\b\d{1,3})\s)?(?P<num>\b\d+)/(?P<den>\d+)\b(?![.,/]\d)"
-    r"|(?P<vwhole>\d+)?(?P<vulgar>[" + "".join(_VULGAR) + r"])"
-    r"|(?P<dotted>\b\d+(?:\.\d+){2,}\b)"
-    r"|(?P<neg>(?<![\w.,])[-−])?(?:"
-    r"(?P<pct>" + _NUM + r")\s?%"
-    r"|(?P<ord>\d+)(?P<osuffix>st|nd|rd|th)\b"
-    r"|(?P<decade>\d{1,3}0)['’]?s\b"
-    r"|(?P<unum>" + _NUM + r")\s?(?P<unit>" + _UNIT_NAMES + r")(?![\w])"
-    r"|(?P<plain>" + _NUM + r"))"
-    r"|['’](?P<short_decade>\d0)s\b"
+_NUMBER_KINDS = (
+    ("iso", r"\b\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])\b"),
+    ("cur", r"(?P<cur>[£$€¥])\s?(?P<amount>" + _NUM + r")"
+            r"(?:\s?(?P<mag>thousand|million|billion|trillion|bn|m|k)\b)?"),
+    ("hour", r"(?P<hour>\b(?:[01]?\d|2[0-4])):(?P<minute>[0-5]\d)(?::(?P<second>[0-5]\d))?\b"
+             r"(?:\s?" + _MERIDIEM.format("tmer") + ")?"),
+    ("clock", r"(?P<clock>\b(?:1[0-2]|0?[1-9]))\s?" + _MERIDIEM.format("mer")),
+    ("date3", r"\b\d{1,2}/\d{1,2}/\d{2,4}\b"),
+    ("range", r"(?<![\d.,])(?P<from>\d+)(?:\s?[–—]\s?|-)(?P<to>\d+)\b(?![.,]\d)"),
+    ("fraction", r"(?:(?P<whole>\b\d{1,3})\s)?(?P<num>\b\d+)/(?P<den>\d+)\b(?![.,/]\d)"),
+    ("vulgar", r"(?P<vwhole>\d+)?(?P<vulgar>[" + "".join(_VULGAR) + r"])"),
+    ("dotted", r"\b\d+(?:\.\d+){2,}\b"),
+    ("signed", r"(?P<neg>(?<![\w.,])[-−])?(?:"
+               r"(?P<pct>" + _NUM + r")\s?%"
+               r"|(?P<ord>\d+)(?P<osuffix>st|nd|rd|th)\b"
+               r"|(?P<decade>\d{1,3}0)['’]?s\b"
+               r"|(?P<unum>" + _NUM + r")\s?(?P<unit>" + _UNIT_NAMES + r")(?![\w])"
+               r"|(?P<plain>" + _NUM + r"))"),
+    ("short_decade", r"['’](?P<short_decade>\d0)s\b"),
 )
+# Each kind is one outer group, so a match's lastgroup names its kind.
+_NUMBER = re.compile("|".join(f"(?P<k_{kind}>{body})" for kind, body in _NUMBER_KINDS))
 
 
 def _plain(m: re.Match[str]) -> str:
     text, written = m.string, m["plain"]
-    if (len(written) == 4 and written.isdigit() and 1100 <= int(written) <= 2099
-            and not _NOT_YEAR_BEFORE.search(_before(text, m.start()))):
-        return year(int(written))
+    if len(written) == 4 and written.isdigit() and 1000 <= int(written) <= 2099:
+        before = _before(text, m.start())
+        # 1000 to 1099 are counts more often than years: a year only after "in 1066".
+        if int(written) >= 1100 and not _NOT_YEAR_BEFORE.search(before) or _YEAR_CUE.search(before):
+            return year(int(written))
     return number(written)
 
 
@@ -362,12 +386,12 @@ def _sentence_end_of_tag(m: re.Match[str], group: str) -> str:
 
 
 def _number(m: re.Match[str]) -> str:
-    kind = next(k for k in ("iso", "cur", "hour", "clock", "date3", "from", "num", "vulgar",
-                            "dotted", "pct", "ord", "decade", "unum", "plain", "short_decade")
-                if m[k] is not None)
+    kind = (m.lastgroup or "")[2:]
+    if kind == "signed":
+        kind = next(k for k in ("pct", "ord", "decade", "unum", "plain") if m[k] is not None)
     sign = "minus " if m["neg"] else ""
     if kind == "iso":
-        y, mo, d = (int(p) for p in m["iso"].split("-"))
+        y, mo, d = (int(p) for p in m.group().split("-"))
         return f"{_MONTHS[mo - 1]} {ordinal(d)} {year(y)}"
     if kind == "cur":
         return _money(m)
@@ -376,19 +400,21 @@ def _number(m: re.Match[str]) -> str:
     if kind == "clock":
         return f"{cardinal(int(m['clock']))} {_meridiem(m['mer'])}" + _sentence_end_of_tag(m, "mer")
     if kind == "date3":
-        *rest, last = m["date3"].split("/")
+        *rest, last = m.group().split("/")
         return " ".join([*(cardinal(int(p)) for p in rest), _year_or_number(last)])
-    if kind == "from":
+    if kind == "range":
         return f"{_year_or_number(m['from'])} to {_year_or_number(m['to'])}"
-    if kind == "num":
+    if kind == "fraction":
         return _fraction(m)
     if kind == "vulgar":
         num, den = _VULGAR[m["vulgar"]]
+        if m["vulgar"] == "½" and _A_AFTER.match(m.string, m.end()):
+            return "half"  # "½ a mile"
         if m["vwhole"]:
             return f"{cardinal(int(m['vwhole']))} and {fraction(num, den, mixed=True)}"
         return fraction(num, den)
     if kind == "dotted":
-        return " point ".join(number(p) for p in m["dotted"].split("."))
+        return " point ".join(number(p) for p in m.group().split("."))
     if kind == "pct":
         return f"{sign}{number(m['pct'])} percent"
     if kind == "ord":
@@ -401,6 +427,9 @@ def _number(m: re.Match[str]) -> str:
     if kind == "short_decade":
         return _decade(m["short_decade"])
     return sign + _plain(m)
+
+
+_A_AFTER = re.compile(r"\s+an?\b")
 
 
 def _fraction(m: re.Match[str]) -> str:
@@ -423,35 +452,88 @@ def _decade(written: str) -> str:
     return words + ("es" if words.endswith("x") else "s")
 
 
-# The space a digit run needs from a letter it was written against ("MP3").
-_GLUED = re.compile(r"(?<=[^\W\d_])(?<![½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅐⅛⅜⅝⅞⅑⅒])(?=\d)"
-                    r"|(?<=\d)(?=[^\W\d_])(?![½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅐⅛⅜⅝⅞⅑⅒])")
+_VULGAR_CHARS = "".join(_VULGAR)
+_HAS_DIGIT = re.compile(f"[\\d{_VULGAR_CHARS}]")
+
+# Each pass is a scan for a rare, cheap mark (a digit, a full stop, a capital
+# I V X L C D M) that sre finds in C, then a full pattern matched only there:
+# a pattern that opens with a word boundary or a choice of named groups gets
+# no such scan, and tried at every position it took seconds per megabyte.
+# An apostrophe or a minus only as the start of "'90s" or "-5": prose is full of both.
+_NUMBER_MARK = re.compile(f"[\\d£$€¥{_VULGAR_CHARS}'’\\-−](?:(?<=['’\\-−])(?=\\d)|(?<!['’\\-−]))"
+                          f"[\\d£$€¥{_VULGAR_CHARS}]*")
+_ABBREVIATION_MARK = re.compile(r"\.|#|M(?=rs?\s|s\s)|D(?=r\s)|S(?=t\s)|v(?=s\W)")
+_ABBREVIATION_WORDS = frozenset(
+    w.lower() for w in (*_TITLES, *_NUMBERING_ABBREVIATIONS, *_ENDINGS, "st", "no", "nos", "p",
+                        "pp", "c", "ca", "circa", "e", "i", "viz", "cf", "approx", "vs"))
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
+
+Found = Callable[[str, "re.Match[str]"], "tuple[int, int, str] | None"]
+
+
+def _rewrite(text: str, marks: re.Pattern[str], found: Found) -> str:
+    """`text` with each (start, end, words) that `found` makes of a mark put in place.
+
+    Like re.sub, left to right and without overlaps: a mark inside an earlier
+    rewrite is skipped.
+    """
+    out: list[str] = []
+    last = 0
+    for mark in marks.finditer(text):
+        if mark.start() < last:
+            continue
+        hit = found(text, mark)
+        if hit is None or hit[0] < last:
+            continue
+        start, end, words = hit
+        out += (text[last:start], words)
+        last = end
+    if not out:
+        return text
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _abbreviation_at(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
+    start = mark.start()
+    if mark.group() == ".":
+        while start and text[start - 1] in _WORD_CHARS:  # back to the start of "e.g."
+            start -= 1
+        if text[start:mark.start()].split(".", 1)[0].lower() not in _ABBREVIATION_WORDS:
+            return None  # most full stops end a sentence; skip the full pattern there
+    m = _ABBREVIATION.match(text, start)
+    return None if m is None else (m.start(), m.end(), _abbreviation(m))
+
+
+def _is_letter(char: str) -> bool:
+    return char.isalpha()
+
+
+def _number_at(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
+    m = _NUMBER.match(text, mark.start())
+    if m is None and mark.end() - mark.start() > 1:  # "-19" in "COVID-19" is no minus
+        m = _NUMBER.match(text, mark.start() + 1)
+    if m is None:
+        return None
+    words = _number(m)
+    # Digits written against letters ("MP3", "3D") are read as a word of their own.
+    if m.start() and _is_letter(text[m.start() - 1]):
+        words = " " + words
+    if _is_letter(text[m.end():m.end() + 1]):
+        words += " "
+    return m.start(), m.end(), words
 
 
 def _english(text: str, heading: bool) -> str:
-    text = _ABBREVIATION.sub(_abbreviation, text)
+    text = _rewrite(text, _ABBREVIATION_MARK, _abbreviation_at)
     if heading:
-        text = _HEADING_NUMERAL.sub(_heading_numeral, text, count=1)
-    text = _NUMERAL.sub(_numeral, text)
+        m = _HEADING_NUMERAL.match(text)
+        text = text if m is None else _heading_numeral(m) + text[m.end():]
+    text = _rewrite(text, _ROMAN_TOKEN, _numeral)
     if _HAS_DIGIT.search(text):
-        text = _NUMBER.sub(_number, _GLUED.sub(_glue_space, text))
+        text = _rewrite(text, _NUMBER_MARK, _number_at)
     return text
 
-
-_ORDINAL_SUFFIX = re.compile(r"\d(?:st|nd|rd|th|s)\b|\d['’]s\b")
-
-
-def _glue_space(m: re.Match[str]) -> str:
-    """A space between digits and letters, except ordinal, decade and unit suffixes."""
-    text, at = m.string, m.start()
-    if _ORDINAL_SUFFIX.match(text, at - 1) or _UNIT_AFTER.match(text, at):
-        return ""
-    return " "
-
-
-_UNIT_AFTER = re.compile(r"(?:" + _UNIT_NAMES + r"|thousand|million|billion|trillion|bn|k)(?![\w])"
-                         r"|[ap]m\b|[AP]M\b|[ap]\.m\.")
-_HAS_DIGIT = re.compile(r"[\d½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅐⅛⅜⅝⅞⅑⅒]")
 
 # ------------------------------------------------------ other languages ---
 
@@ -500,7 +582,16 @@ def _foreign(text: str, lang: str) -> str:
             words = _words(-value if m["neg"] else value, lang)
         return words
 
-    return _number_pattern(numbers).sub(spoken, text)
+    pattern = _number_pattern(numbers)
+
+    def found(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
+        m = pattern.match(text, mark.start())
+        return None if m is None else (m.start(), m.end(), spoken(m))
+
+    return _rewrite(text, _FOREIGN_MARK, found)
+
+
+_FOREIGN_MARK = re.compile(r"[\d\-−]")
 
 
 # ------------------------------------------------------------------ API ---
