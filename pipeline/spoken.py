@@ -95,6 +95,11 @@ _VULGAR = {"½": (1, 2), "⅓": (1, 3), "⅔": (2, 3), "¼": (1, 4), "¾": (3, 4
            "⅛": (1, 8), "⅜": (3, 8), "⅝": (5, 8), "⅞": (7, 8), "⅑": (1, 9), "⅒": (1, 10)}
 
 
+# A letter, for "not part of a word": a word character that is no digit and
+# no vulgar fraction (the number pass reads both, and spaces them off).
+_LETTER = "[^\\W\\d_" + "".join(_VULGAR) + "]"
+
+
 def fraction(num: int, den: int, *, mixed: bool = False) -> str:
     """3/4 three quarters; after a whole number, 1/2 is "a half"."""
     one, many = _FRACTION_NAMES.get(den, (ordinal(den), ordinal(den) + "s"))
@@ -123,17 +128,20 @@ _LATIN = {"e.g.": "for example", "i.e.": "that is", "vs.": "versus", "vs": "vers
 # A following word that starts a new sentence (or the text ends there).
 _NEXT_SENTENCE = re.compile(r"\s*$|\s+[\"'“‘(]?[A-Z]")
 
+# Not touching a letter: a digit may touch ("1888e.g."), since the number pass
+# then puts a space there and a second pass must find nothing new.
+_L = f"(?<!{_LETTER})"
 _ABBREVIATION = re.compile(
-    r"(?P<title>\b(?:" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s+[A-Z]))"
-    r"|(?P<dotless>\b(?:" + "|".join(_DOTLESS_TITLES) + r")(?=\s+(?:[A-Z]|and\s|&)))"
-    r"|(?P<numbering>\b(?:Vol|Pt|Ch|Fig|Vols|Chs|Figs)\.\s?(?=\d|[IVXL]+\b))"
-    r"|(?P<mister>\b(?:Mr|Mrs|Messrs)\.(?=\s))"
-    r"|(?P<saint>\bSt\b\.?)"
-    r"|(?P<no>\b(?:No|no|Nos|nos)\.\s?(?=\d)|#(?=\d))"
-    r"|(?P<page>\b(?:pp?)\.\s?(?=\d))"
-    r"|(?P<circa>\b(?:c|ca|circa)\.\s?(?=\d{3,4}\b))"
-    r"|(?P<ending>\b(?:etc|Jr|Sr)\.)"
-    r"|(?P<latin>(?<![\w.])(?i:e\.g\.|i\.e\.|viz\.|cf\.|approx\.|vs\.?)(?![\w]))"
+    r"(?P<title>" + _L + r"(?:" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s+[A-Z]))"
+    r"|(?P<dotless>" + _L + r"(?:" + "|".join(_DOTLESS_TITLES) + r")(?=\s+(?:[A-Z]|and\s|&)))"
+    r"|(?P<numbering>" + _L + r"(?:Vol|Pt|Ch|Fig|Vols|Chs|Figs)\.\s?(?=\d|[IVXL]+\b))"
+    r"|(?P<mister>" + _L + r"(?:Mr|Mrs|Messrs)\.(?=\s))"
+    r"|(?P<saint>" + _L + r"St(?!" + _LETTER + r")\.?)"
+    r"|(?P<no>" + _L + r"(?:No|no|Nos|nos)\.\s?(?=\d)|#(?=\d))"
+    r"|(?P<page>" + _L + r"(?:pp?)\.\s?(?=\d))"
+    r"|(?P<circa>" + _L + r"(?:c|ca|circa)\.\s?(?=\d{3,4}\b))"
+    r"|(?P<ending>" + _L + r"(?:etc|Jr|Sr)\.)"
+    r"|(?P<latin>" + _L + r"(?i:e\.g\.|i\.e\.|viz\.|cf\.|approx\.|vs\.?)(?!" + _LETTER + "))"
 )
 
 
@@ -141,18 +149,30 @@ def _before(text: str, start: int) -> str:
     return text[max(0, start - 40):start]
 
 
-_PREV_WORD = re.compile(r"(?:^|(?P<lead>[^\s]*)\s+)(?P<word>[\w']+)\s+$")
+_PREV_WORD = re.compile(r"(?:^|(?P<lead>[^\s]*)\s+)(?P<word>[\w']+)(?P<dot>\.?)\s+$")
+
+
+# Abbreviations whose full stop never ends a sentence.
+_NOT_ENDINGS = frozenset({t.lower() for t in _TITLES} | {"e.g", "i.e", "vs", "cf", "viz", "approx"})
 
 
 def _after_a_name(text: str, start: int) -> bool:
     """True where the word before is a name inside a sentence: "Baker" in "at Baker St."."""
     before = _before(text, start)
     m = _PREV_WORD.search(before)
-    if not m or not m["word"][0].isupper():
+    letters = _TRAILING_LETTERS.search(m["word"]) if m else None
+    if m is None or letters is None or not letters.group()[0].isupper():
         return False
+    if m["dot"] and letters.group() not in _TITLES and letters.group() != "St":
+        return False  # a full stop ended the sentence; "Mr." is a title, read "Mister"
+    if letters.start():  # "1888Baker": the digits become a word before it
+        return True
     lead = m["lead"]
-    at_sentence_start = m.start("word") == 0 and start <= 40 or (lead is not None and lead[-1:] in ".!?\"“")
-    return not at_sentence_start
+    if lead is None:
+        return not (m.start("word") == 0 and start <= 40)
+    if lead.endswith(".") and lead.lower().strip(".").rsplit(" ", 1)[-1] in _NOT_ENDINGS:
+        return True  # "e.g. Baker St.": that full stop ended no sentence
+    return lead[-1:] not in ".!?\"“"
 
 
 def _sentence_end(text: str, end: int) -> str:
@@ -214,7 +234,7 @@ _NUMBERING_WORDS = (
 _LONE_I_OK = re.compile(r"\s*(?:$|[.,:;!?)\]—–-]|\s+(?:of|and|or|to)\b)|['’]s\b")
 
 
-_ROMAN_TOKEN = re.compile(r"[IVXLCDM][IVXLCDM]*(?:st|nd|rd|th)?(?![\w])")
+_ROMAN_TOKEN = re.compile(r"[IVXLCDM][IVXLCDM]*(?:st|nd|rd|th)?(?!" + _LETTER + ")")
 _VALID_ROMAN = re.compile(_ROMAN)
 _VALID_SMALL_ROMAN = re.compile(_SMALL_ROMAN)
 _CENTURY_AFTER = re.compile(r"\s+[Cc]entur")
@@ -233,6 +253,9 @@ def roman_value(numeral: str) -> int:
     return total
 
 
+_TRAILING_LETTERS = re.compile(_LETTER + "+$")
+
+
 def _lead_words(text: str, start: int) -> tuple[str, str]:
     """The word before `start` and the two words before it, if only spaces separate them."""
     before = text[max(0, start - 30):start]
@@ -241,14 +264,18 @@ def _lead_words(text: str, start: int) -> tuple[str, str]:
     words = before.split()
     if not words:
         return "", ""
-    last = words[-1].lstrip("([\"'“‘")
-    return last, " ".join(words[-2:])
+    # The letters at the word's end: "(Part", "1,888Henry" (digits get a space later).
+    last = _TRAILING_LETTERS.search(words[-1])
+    if last is None:
+        return "", ""
+    first = _TRAILING_LETTERS.search(words[-2]) if len(words) > 1 else None
+    return last.group(), f"{first.group() if first else ''} {last.group()}"
 
 
-def _numeral(text: str, token: re.Match[str]) -> tuple[int, int, str] | None:
+def _numeral(text: str, token: re.Match[str], at: int) -> tuple[int, int, str] | None:
     """(start, end, words) for a Roman numeral that is a number here, else None."""
     start, end = token.span()
-    if start and (text[start - 1].isalnum() or text[start - 1] in "'’_-"):
+    if at > start or start and (text[start - 1].isalpha() or text[start - 1] in "'’_-"):
         return None  # the end of a word ("IBM's" "ZIV")
     word = token.group()
     numeral = word.rstrip("stndrh") if word[-2:] in ("st", "nd", "rd", "th") else word
@@ -294,8 +321,8 @@ _UNITS = {
     "ml": ("millilitre", "millilitres"), "kHz": ("kilohertz", "kilohertz"), "Hz": ("hertz", "hertz"),
     "MHz": ("megahertz", "megahertz"), "GHz": ("gigahertz", "gigahertz"), "kW": ("kilowatt", "kilowatts"),
     "KB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"), "GB": ("gigabyte", "gigabytes"),
-    "TB": ("terabyte", "terabytes"), "°C": ("degree Celsius", "degrees Celsius"),
-    "°F": ("degree Fahrenheit", "degrees Fahrenheit"), "°": ("degree", "degrees"),
+    "TB": ("terabyte", "terabytes"), "°C": ("degree celsius", "degrees celsius"),
+    "°F": ("degree fahrenheit", "degrees fahrenheit"), "°": ("degree", "degrees"),
     "h": ("hour", "hours"), "hrs": ("hour", "hours"), "min": ("minute", "minutes"),
 }
 _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
@@ -392,7 +419,8 @@ def _number(m: re.Match[str]) -> str:
     sign = "minus " if m["neg"] else ""
     if kind == "iso":
         y, mo, d = (int(p) for p in m.group().split("-"))
-        return f"{_MONTHS[mo - 1]} {ordinal(d)} {year(y)}"
+        # Opens with a small word: a capital here would make "Mrs 2020-05-01" a title.
+        return f"the {ordinal(d)} of {_MONTHS[mo - 1]} {year(y)}"
     if kind == "cur":
         return _money(m)
     if kind == "hour":
@@ -466,60 +494,70 @@ _ABBREVIATION_MARK = re.compile(r"\.|#|M(?=rs?\s|s\s)|D(?=r\s)|S(?=t\s)|v(?=s\W)
 _ABBREVIATION_WORDS = frozenset(
     w.lower() for w in (*_TITLES, *_NUMBERING_ABBREVIATIONS, *_ENDINGS, "st", "no", "nos", "p",
                         "pp", "c", "ca", "circa", "e", "i", "viz", "cf", "approx", "vs"))
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
-Found = Callable[[str, "re.Match[str]"], "tuple[int, int, str] | None"]
+Found = Callable[[str, "re.Match[str]", int], "tuple[int, int, str] | None"]
 
 
 def _rewrite(text: str, marks: re.Pattern[str], found: Found) -> str:
     """`text` with each (start, end, words) that `found` makes of a mark put in place.
 
-    Like re.sub, left to right and without overlaps: a mark inside an earlier
-    rewrite is skipped.
+    Like re.sub, left to right and without overlaps: `found` is told where the
+    previous rewrite ended (a mark may run on past it: "1,8881888").
     """
     out: list[str] = []
     last = 0
     for mark in marks.finditer(text):
-        if mark.start() < last:
-            continue
-        hit = found(text, mark)
-        if hit is None or hit[0] < last:
-            continue
-        start, end, words = hit
-        out += (text[last:start], words)
-        last = end
+        while mark.end() > last:
+            hit = found(text, mark, max(mark.start(), last))
+            if hit is None or hit[0] < last or hit[1] <= max(hit[0], last):
+                break
+            start, end, words = hit
+            out += (text[last:start], words)
+            last = end
     if not out:
         return text
     out.append(text[last:])
     return "".join(out)
 
 
-def _abbreviation_at(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
+def _abbreviation_at(text: str, mark: re.Match[str], at: int) -> tuple[int, int, str] | None:
     start = mark.start()
-    if mark.group() == ".":
-        while start and text[start - 1] in _WORD_CHARS:  # back to the start of "e.g."
+    if at > start:
+        return None
+    if mark.group() != ".":
+        m = _ABBREVIATION.match(text, start)
+        return None if m is None else (m.start(), m.end(), _abbreviation(m))
+    # The word before the full stop, or the one before that for "e.g." and "i.e.".
+    for _ in range(2):
+        end = start
+        while start and text[start - 1] in _LETTERS:
             start -= 1
-        if text[start:mark.start()].split(".", 1)[0].lower() not in _ABBREVIATION_WORDS:
-            return None  # most full stops end a sentence; skip the full pattern there
-    m = _ABBREVIATION.match(text, start)
-    return None if m is None else (m.start(), m.end(), _abbreviation(m))
+        if start == end:
+            return None
+        # Most full stops end a sentence: the full pattern only runs after a known word.
+        if text[start:end].lower() in _ABBREVIATION_WORDS:
+            m = _ABBREVIATION.match(text, start)
+            if m is not None and m.end() > mark.start():
+                return m.start(), m.end(), _abbreviation(m)
+        if start < 2 or text[start - 1] != ".":
+            return None
+        start -= 1
+    return None
 
 
-def _is_letter(char: str) -> bool:
-    return char.isalpha()
-
-
-def _number_at(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
-    m = _NUMBER.match(text, mark.start())
-    if m is None and mark.end() - mark.start() > 1:  # "-19" in "COVID-19" is no minus
-        m = _NUMBER.match(text, mark.start() + 1)
+def _number_at(text: str, mark: re.Match[str], at: int) -> tuple[int, int, str] | None:
+    m = _NUMBER.match(text, at)
+    if m is None and mark.end() - at > 1:  # "-19" in "COVID-19" is no minus
+        m = _NUMBER.match(text, at + 1)
     if m is None:
         return None
     words = _number(m)
-    # Digits written against letters ("MP3", "3D") are read as a word of their own.
-    if m.start() and _is_letter(text[m.start() - 1]):
+    # Digits written against letters ("MP3", "3D") or against digits read
+    # before them ("1,8881888") are read as a word of their own.
+    if m.start() and text[m.start() - 1].isalnum():
         words = " " + words
-    if _is_letter(text[m.end():m.end() + 1]):
+    if text[m.end():m.end() + 1].isalnum():
         words += " "
     return m.start(), m.end(), words
 
@@ -584,8 +622,8 @@ def _foreign(text: str, lang: str) -> str:
 
     pattern = _number_pattern(numbers)
 
-    def found(text: str, mark: re.Match[str]) -> tuple[int, int, str] | None:
-        m = pattern.match(text, mark.start())
+    def found(text: str, mark: re.Match[str], at: int) -> tuple[int, int, str] | None:
+        m = pattern.match(text, at)
         return None if m is None else (m.start(), m.end(), spoken(m))
 
     return _rewrite(text, _FOREIGN_MARK, found)
