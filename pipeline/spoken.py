@@ -323,6 +323,7 @@ _UNITS = {
     "KB": ("kilobyte", "kilobytes"), "MB": ("megabyte", "megabytes"), "GB": ("gigabyte", "gigabytes"),
     "TB": ("terabyte", "terabytes"), "°C": ("degree celsius", "degrees celsius"),
     "°F": ("degree fahrenheit", "degrees fahrenheit"), "°": ("degree", "degrees"),
+    "kPa": ("kilopascal", "kilopascals"), "hPa": ("hectopascal", "hectopascals"),
     "h": ("hour", "hours"), "hrs": ("hour", "hours"), "min": ("minute", "minutes"),
 }
 _UNIT_NAMES = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))

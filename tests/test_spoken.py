@@ -70,7 +70,7 @@ def test_times_ranges_and_dates(written: str, said: str) -> None:
 
 @table(("5 km", "five kilometres"), ("1 kg", "one kilogram"), ("5km", "five kilometres"),
        ("20 °C", "twenty degrees celsius"), ("60 mph", "sixty miles per hour"),
-       ("6 ft", "six feet"), ("98.6 °F", "ninety-eight point six degrees fahrenheit"))
+       ("6 ft", "six feet"), ("97.4 kPa", "ninety-seven point four kilopascals"), ("98.6 °F", "ninety-eight point six degrees fahrenheit"))
 def test_units(written: str, said: str) -> None:
     assert spoken_form(written) == said
 
