@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ from pipeline.tts.audiocleaner import (
     AudioCleanerBackend,
     AuthError,
     ConcurrencyLimitError,
+    CreditCapError,
     CreditError,
     MemoryJournal,
     MissingKeyError,
@@ -450,3 +452,82 @@ def test_retry_after_may_be_an_http_date():
     past = "Wed, 21 Oct 2015 07:28:00 GMT"
     assert _retry_after(httpx.Response(429, headers={"retry-after": past})) == 0.0
     assert _retry_after(httpx.Response(429, headers={"retry-after": "soon"})) is None
+
+
+# ------------------------------------------------------------------ paying once, within the cap
+
+
+def test_creates_that_may_have_been_paid_count_against_max_credits():
+    reqs = requests_for(12)  # 1 credit each: the plan fits the cap exactly
+    with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
+        client = backend(emu.url, max_credits=12)
+        with pytest.raises(CreditCapError) as caught:
+            run(client, reqs, jobs=1)
+        stats = emu.stats()
+    assert stats["lost_responses"] >= 1  # it was tested
+    assert stats["credits_charged"] <= 12  # stopped before the cap, not after
+    assert client.stats()["credits_maybe_charged"] == stats["lost_responses"]
+    assert caught.value.exit_code == EXIT_BUDGET and "--max-credits 12" in str(caught.value)
+
+
+def test_max_credits_reaches_the_backend_from_the_registry(monkeypatch):
+    monkeypatch.setenv("AUDIOCLEANER_API_KEY", KEY)
+    client = get_backend("audiocleaner", genders={}, journal=MemoryJournal(), max_credits=7)
+    assert client.max_credits == 7
+
+
+class SharedJournal(MemoryJournal):
+    """Two clients' shared cache: the lease, the journal, and which audio is stored."""
+
+    def __init__(self):
+        super().__init__()
+        self.stored: set[str] = set()
+
+    def __contains__(self, key):
+        return key in self.stored
+
+
+def test_two_builds_sharing_a_journal_pay_once_per_segment():
+    journal = SharedJournal()
+    reqs = requests_for(10)
+    got: list[dict] = [{}, {}]
+    errors: list[BaseException] = []
+    with emulator(latency=0.3) as emu:
+        clients = [backend(emu.url, journal=journal) for _ in range(2)]
+
+        def build(i: int) -> None:
+            def store(request, audio):
+                journal.stored.add(request.key)
+                got[i][request.key] = audio
+            try:
+                clients[i].synthesize_all(reqs, 4, store)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        stats = emu.stats()
+    assert errors == []
+    assert stats["tasks_created"] == 10 and stats["credits_charged"] == 10
+    assert set(got[0]) | set(got[1]) == {r.key for r in reqs}
+    assert sum(a.credits for g in got for a in g.values()) == 10  # nobody claims another's pay
+    waited = sum(c.stats()["tasks_shared"] + c.stats()["segments_made_elsewhere"] for c in clients)
+    assert waited >= 1
+
+
+def test_a_resume_only_request_polls_its_journaled_task_and_never_creates():
+    journal = MemoryJournal()
+    with emulator(latency=0.05) as emu:
+        job = create(emu.url, "Hello there, resumed.")["data"]["job_id"]
+        journal.set_pending("k1", {"job_id": job, "base_url": emu.url, "credits": 1})
+        reqs = [SynthesisRequest("k1", "", Voice(2072), "chapter 1, line 1"),
+                SynthesisRequest("k2", "", Voice(2072), "chapter 1, line 3")]
+        client = backend(emu.url, journal=journal)
+        got = run(client, reqs)
+        stats = emu.stats()
+    assert set(got) == {"k1"} and got["k1"].credits == 1
+    assert stats["tasks_created"] == 1  # the test's own; the client made none
+    assert client.stats()["resume_only_skipped"] == 1 and journal.pending_keys() == set()

@@ -419,6 +419,8 @@ class _Run:
                     self.done.add(request.key)
                     return
                 job_id, shared = claim, claim is not None
+            else:
+                shared = self._held_elsewhere(request)
             resumed = job_id is not None
             await self.window.acquire()
             held = False
@@ -499,6 +501,16 @@ class _Run:
                 told = True
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
+
+    def _held_elsewhere(self, request: SynthesisRequest) -> bool:
+        """Whether another live build holds this journaled task's lease (it is polling it too)."""
+        lease = getattr(self.journal, "lease", None)
+        if lease is None:
+            return False
+        if lease(request.key, self.holder, self.lease_ttl) is None:
+            self.leased.add(request.key)  # its builder is gone: the task is ours to resume
+            return False
+        return True
 
     def _release(self, key: str) -> None:
         if key in self.leased:
