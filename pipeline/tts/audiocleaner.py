@@ -440,7 +440,8 @@ class _Run:
             if output is not None:
                 break
             failures += 1
-            self.journal.drop_pending(request.key)
+            if not shared:  # the holder owns its journal entry (it may hold a new task by now)
+                self.journal.drop_pending(request.key)
             if not resumed:
                 self.spent -= credits_for(len(request.text))  # a failed task is not charged
             if not request.text:
