@@ -3,9 +3,12 @@ with httpx.MockTransport only for answers the emulator never gives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
+import time
+import urllib.parse
 
 import httpx
 import pytest
@@ -22,12 +25,14 @@ from pipeline.tts.audiocleaner import (
     ConcurrencyLimitError,
     CreditCapError,
     CreditError,
+    HostileOutputError,
     MemoryJournal,
     MissingKeyError,
     OutputError,
     PollDeadlineError,
     PollPolicy,
     RateLimitError,
+    RequestTimeoutError,
     RetryPolicy,
     ServerError,
     TaskFailedError,
@@ -38,6 +43,7 @@ from pipeline.tts.audiocleaner import (
 )
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.emulator import tone_wav
+from pipeline.tts.http import Bounds, scrubber_for
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
 FAST_POLL = PollPolicy(first=0.02)
@@ -531,3 +537,37 @@ def test_a_resume_only_request_polls_its_journaled_task_and_never_creates():
     assert set(got) == {"k1"} and got["k1"].credits == 1
     assert stats["tasks_created"] == 1  # the test's own; the client made none
     assert client.stats()["resume_only_skipped"] == 1 and journal.pending_keys() == set()
+
+
+# ------------------------------------------------------------------ bounds (see also test_hostile.py)
+
+
+def test_a_download_over_its_cap_is_refused_once_without_retry():
+    service = FakeService(files=[httpx.Response(200, content=b"ID3" + bytes(12 << 20))])
+    with pytest.raises(HostileOutputError) as caught:
+        run(fake(service), requests_for(1))  # 40 characters: an 11.6 MB cap
+    assert "cap" in str(caught.value) and caught.value.job_id == "j1"
+    assert service.count("/f") == 1
+
+
+def test_an_answer_slower_than_the_deadline_times_out_and_may_have_paid():
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(2.0)
+        return _ok({"job_id": "j1"})
+
+    client = backend("https://api.test", transport=httpx.MockTransport(slow),
+                     bounds=Bounds(deadline=0.1), retry=RetryPolicy(max_retries=1, base=0.01))
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as caught:
+        run(client, requests_for(1))
+    assert time.monotonic() - started < 1.5  # two tries of 0.1 s, not of 2 s
+    assert "deadline" in str(caught.value)
+    assert client.stats()["credits_maybe_charged"] == 2  # each try may have created a task
+
+
+def test_the_scrubber_removes_every_form_of_the_key():
+    key = "k/y+z 'q\\1"
+    scrub = scrubber_for(key)
+    for form in (key, repr(key)[1:-1], urllib.parse.quote(key, safe=""),
+                 urllib.parse.quote_plus(key), repr(key.encode())[2:-1]):
+        assert scrub(f"echo <{form}>") == "echo <[api-key]>", form
