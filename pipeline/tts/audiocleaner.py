@@ -748,7 +748,7 @@ def _checked_audio(data: bytes, job_id: str, chars: int) -> tuple[bytes, str]:
         raise OutputError(f"{what} is not audio we know ({len(data)} bytes starting "
                           f"{data[:8]!r})", job_id=job_id)
     try:
-        checked_duration(data, chars, what)
+        checked_duration(data, chars, what, fmt)
     except OutputError as exc:
         exc.job_id = job_id
         if not isinstance(exc, HostileOutputError):

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import math
 import os
 import subprocess
 import tempfile
 import urllib.parse
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -213,10 +215,27 @@ def decoded_seconds(data: bytes, limit: float) -> float:
     return samples / rate
 
 
-def checked_duration(data: bytes, chars: int, what: str) -> float:
+def wav_seconds(data: bytes) -> float | None:
+    """Seconds of a PCM WAV from its header and the bytes really there; None if not plain PCM.
+
+    No ffmpeg: a header cannot claim more frames than the (capped) bytes hold.
+    """
+    try:
+        with wave.open(io.BytesIO(data)) as wav:
+            rate, block = wav.getframerate(), wav.getsampwidth() * wav.getnchannels()
+            frames = wav.getnframes()
+    except (wave.Error, EOFError, ValueError):
+        return None
+    if rate <= 0 or block <= 0:
+        return None
+    return min(frames, len(data) // block) / rate
+
+
+def checked_duration(data: bytes, chars: int, what: str, fmt: str | None = None) -> float:
     """Seconds of audio in data, if that is plausible for a text of chars characters."""
     limit = longest_plausible_seconds(chars)
-    seconds = decoded_seconds(data, limit)
+    plain = wav_seconds(data) if fmt == "wav" else None
+    seconds = plain if plain is not None else decoded_seconds(data, limit)
     if seconds < MIN_SECONDS:
         raise OutputError(f"{what}: the audio is empty", retryable=True)
     if seconds > limit:
