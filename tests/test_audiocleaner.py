@@ -571,3 +571,13 @@ def test_the_scrubber_removes_every_form_of_the_key():
     for form in (key, repr(key)[1:-1], urllib.parse.quote(key, safe=""),
                  urllib.parse.quote_plus(key), repr(key.encode())[2:-1]):
         assert scrub(f"echo <{form}>") == "echo <[api-key]>", form
+
+
+def test_audio_far_longer_than_its_text_is_refused_and_not_stored():
+    service = FakeService(files=[httpx.Response(200, content=tone_wav(75.0))])
+    got: dict = {}
+    client = fake(service)
+    with pytest.raises(HostileOutputError) as caught:
+        client.synthesize_all(requests_for(1), 1, lambda r, a: got.setdefault(r.key, a))
+    assert "not your text" in str(caught.value) and got == {}
+    assert service.count("/f") == 1  # the same file again would say the same
