@@ -43,6 +43,10 @@ class Backend(Protocol):
         """
         ...
 
+    def stats(self) -> dict:
+        """Counters for the build summary (tasks created, retries, ...); {} if none."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -173,5 +173,8 @@ class LocalBackend:
         for request in requests:
             on_result(request, self.synthesize(request.text, request.voice))
 
+    def stats(self) -> dict:
+        return {}  # nothing to count: no service, no retries
+
     def close(self) -> None:
         pass
