@@ -87,3 +87,9 @@ class BackendUnavailable(AudiobookError):
 
 class AudioToolError(AudiobookError):
     """ffmpeg is missing or failed."""
+
+
+# --- config
+class ValidationError(ValueError):
+    """One value that fails its key's check; the config loader turns it into a Problem
+    with the file, line and dotted key (callers outside the loader name the source)."""
