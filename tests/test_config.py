@@ -10,12 +10,13 @@ import pytest
 from pipeline.config import (
     DEFAULT_NARRATOR,
     Config,
+    Loudness,
     Pauses,
     is_secret_key,
     load_config,
     parse_loudness,
 )
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, ValidationError
 
 CHAPTER = {"chapters/01.md": "# One\n\nSome text.\n"}
 
@@ -52,7 +53,7 @@ def test_minimal_config_gets_defaults_for_everything_but_chapters(project):
     assert cfg.output.formats == ("mp3", "m4b")
     assert cfg.output.bitrate == "192k"
     assert cfg.output.sample_rate == 44100
-    assert cfg.output.loudness == "acx"
+    assert cfg.output.loudness == Loudness("acx")
     assert cfg.output.dir == cfg.root / "build"
     assert cfg.cache_dir == cfg.root / ".audiobook-cache"
     assert cfg.cover is None and cfg.voices is None
@@ -99,7 +100,7 @@ def test_full_config_is_read(project):
     assert cfg.lexicon == {"Dr.": "Doctor", "SQL": "sequel"}
     assert cfg.output.formats == ("mp3",)
     assert cfg.output.sample_rate == 48000
-    assert cfg.output.loudness == "none"
+    assert cfg.output.loudness == Loudness("none")
     assert cfg.output.dir == cfg.root / "out"
     assert cfg.cache_dir == cfg.root / "store"
     [entry] = cfg.chapters
@@ -537,18 +538,27 @@ def test_is_not_secret_key(key):
     ("-20 dB", "rms:-20"), ("-20dBFS", "rms:-20"), ("-19.5 db rms", "rms:-19.5"),
 ])
 def test_parse_loudness(value, expected):
-    assert parse_loudness(value) == (expected, None)
+    # str() keeps the form older builds wrote into their fingerprints.
+    assert str(parse_loudness(value)) == str(expected)
+
+
+@pytest.mark.parametrize(("value", "kind", "level"), [
+    ("acx", "acx", None), (None, "none", None), (-18, "lufs", -18.0), ("-20 dB", "rms", -20.0),
+])
+def test_loudness_is_typed(value, kind, level):
+    assert parse_loudness(value) == Loudness(kind, level)
 
 
 @pytest.mark.parametrize("value", [True, -3, -41, "loud", "18", "-18 sones", "-50 dB", [1]])
 def test_parse_loudness_rejects(value):
-    result, message = parse_loudness(value)
-    assert result is None and message
+    with pytest.raises(ValidationError) as info:
+        parse_loudness(value)
+    assert str(info.value)
 
 
 def test_loudness_in_config(project):
     cfg = load_config(project("output: {loudness: '-20 dB'}\nchapters: [chapters/01.md]\n", CHAPTER))
-    assert cfg.output.loudness == "rms:-20"
+    assert cfg.output.loudness == Loudness("rms", -20.0)
     problem = one(project("output:\n  loudness: loud\nchapters: [chapters/01.md]\n", CHAPTER))
     assert (problem.key, problem.line) == ("output.loudness", 2)
 
