@@ -27,12 +27,13 @@ class VoiceResolver:
 
     cfg: Config
     library: list[VoiceInfo] | None
+    backend: str = "local"  # the backend that will speak (build/say --backend wins over the config)
     _offline: frozenset[int] | None = field(default=None, repr=False)
 
     @classmethod
-    def for_config(cls, cfg: Config) -> VoiceResolver:
+    def for_config(cls, cfg: Config, backend: str | None = None) -> VoiceResolver:
         library = load_library(cfg.voices, str(cfg.voices)) if cfg.voices else None
-        return cls(cfg, library)
+        return cls(cfg, library, backend or cfg.backend)
 
     def base(self, overrides: dict[str, Any]) -> dict[str, Any]:
         settings = {"language": self.cfg.language, **self.cfg.narrator}
@@ -75,7 +76,7 @@ class VoiceResolver:
         not list its voices (tts.local.offline_voices() arrives with the engine
         branch) or lists none.
         """
-        if self.library is not None or self.cfg.backend != "local":
+        if self.library is not None or self.backend != "local":
             return None
         if self._offline is None:
             self._offline = _offline_voice_ids()

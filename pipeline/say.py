@@ -16,7 +16,7 @@ from pipeline.tts import backend_identity
 from pipeline.tts.base import SynthesisRequest
 
 
-def _voice(cfg: Config, settings: dict[str, Any]):
+def _voice(cfg: Config, settings: dict[str, Any], backend: str):
     from pipeline.casting import VoiceResolver
 
     problems = []
@@ -28,7 +28,7 @@ def _voice(cfg: Config, settings: dict[str, Any]):
             problems.append(Problem("--" + key, None, None, str(exc)))
     if problems:
         raise InputError(problems)
-    resolver = VoiceResolver.for_config(cfg)
+    resolver = VoiceResolver.for_config(cfg, backend)
     try:
         voice = resolver.voice(resolver.base(parsed))
     except ValidationError as exc:
@@ -46,8 +46,8 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     from pipeline.progress import LogProgress
 
     cfg = cfg or Config.default(Path.cwd())
-    voice, resolver = _voice(cfg, settings)
     backend = backend or cfg.backend
+    voice, resolver = _voice(cfg, settings, backend)
     identity = backend_identity(backend)
     # The book's order: normalize, then the user's lexicon (see pipeline/lexicon.py).
     body = compile_lexicon(cfg.lexicon)(normalize(text))
