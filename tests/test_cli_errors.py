@@ -154,3 +154,15 @@ def test_config_mistakes_the_build_would_trip_on_exit_2(project, tmp_path, comma
     result = run_cli(command, cwd=tmp_path)
     assert_input_error(result, *needles)
     assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.slow
+def test_say_without_a_config_uses_the_declared_defaults(tmp_path):
+    # No audiobook.yml: Config.default() supplies the narrator, so a cast name is unknown.
+    result = run_cli("say", "Hello.", "-o", str(tmp_path / "x.mp3"), "--voice", "holmes", cwd=tmp_path)
+    assert_input_error(result, "--voice: 'holmes' is not a voice id or a cast name (cast: none)")
+    result = run_cli("say", "Hello.", "-o", str(tmp_path / "x.mp3"), "--emotion", "cheerful",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.mp3").stat().st_size > 1000
+    assert not (tmp_path / "audiobook.yml").exists()
