@@ -33,7 +33,6 @@ BACKENDS = ("local", "audiocleaner")
 FORMATS = ("mp3", "m4b", "vtt", "epub")
 DEFAULT_FORMATS = ("mp3", "m4b")
 SAMPLE_RATES = (22050, 24000, 32000, 44100, 48000)
-LOUDNESS_WORDS = ("acx", "none")
 # A key that names a credential, in any spelling: api_key, apiKey, api-key,
 # "API key", x-api-key, AUDIOCLEANER_API_KEY, token, access_token, secret,
 # aws_secret_access_key, access_key_id, ... (compared with case and separators removed).
@@ -399,9 +398,10 @@ def _folder_path(value: Any, at: At) -> Path:
 def _check_output_dir(value: Any, at: At) -> Path:
     """A folder the build may fill: not /, not above the book, not a file or a device."""
     path = _folder_path(value, at)
+    # A build removes leftovers in its output folder: never let that be / or above the book.
     if path == Path(path.anchor) or path in at.root.parents:
-        raise ValidationError(f"{value} is {'the root folder' if path == Path(path.anchor) else 'a folder above the book'}"
-                              "; outputs need a folder of their own, e.g. build")
+        where = "the root folder" if path == Path(path.anchor) else "a folder above the book"
+        raise ValidationError(f"{value} is {where}; outputs need a folder of their own, e.g. build")
     if path.exists() and not path.is_dir():
         raise ValidationError(f"{value} exists and is not a folder; name a folder, e.g. build")
     return path
@@ -743,7 +743,10 @@ class Config:
         """The config of a folder without audiobook.yml (`say`): every default, no chapters."""
         root = Path(root).resolve()
         c = _Checker("audiobook.yml", {}, root)
-        return _config_of(c, {}, root / "audiobook.yml", need_chapters=False)
+        config = _config_of(c, {}, root / "audiobook.yml", need_chapters=False)
+        if c.problems:  # e.g. a file named .audiobook-cache where the cache would go
+            raise ConfigError(c.problems)
+        return config
 
 
 # ---------------------------------------------------------------- loading
