@@ -35,7 +35,9 @@ class VoiceInfo:
 
     @property
     def gender_name(self) -> str:
-        return GENDERS.get(self.gender, str(self.gender) if self.gender is not None else "")
+        if self.gender is None:
+            return ""
+        return GENDERS.get(self.gender, str(self.gender))
 
     def as_json(self) -> dict:
         return {"id": self.id, "name": self.name, "display_name": self.display_name,
