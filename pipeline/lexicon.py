@@ -147,10 +147,11 @@ def compile_lexicon(lexicon: Mapping[str, str]) -> Callable[[str], str]:
     matchers = _matchers(entries)
 
     def folded_key(word: str) -> str:
-        key = by_casefold.get(word.casefold())
-        if key is not None:
-            return key
-        # Case-insensitive matching is a little wider than casefold().
+        """The lower-case key a case-insensitive match came from."""
+        for key in (word.lower(), by_casefold.get(word.casefold())):
+            if key in folded and re.fullmatch(re.escape(key), word, re.IGNORECASE):
+                return key
+        # Case-insensitive matching is a little wider than lower() and casefold().
         return next(k for k in folded if len(k) == len(word)
                     and re.fullmatch(re.escape(k), word, re.IGNORECASE))
 

@@ -76,3 +76,9 @@ def test_pattern_keys_from_the_config_reach_the_plan(project):
     cfg = load_config(project("lexicon: {'/(\\d+)%/': '\\1 percent'}\nchapters: [chapters/01.md]\n",
                               CHAPTER))
     assert compile_lexicon(cfg.lexicon)("Up 5% today") == "Up 5 percent today"
+
+
+@pytest.mark.parametrize("entries", [{"straße": "street", "strasse": "road"},
+                                     {"strasse": "road", "straße": "street"}])
+def test_keys_that_casefold_alike_keep_their_own_replacements(entries):
+    assert compile_lexicon(entries)("Straße, STRASSE, strasse") == "Street, road, road"
