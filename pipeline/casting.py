@@ -11,12 +11,12 @@ resets to the chapter's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
 from pipeline.config import VOICE_CHECKS, Config
-from pipeline.errors import Problem
+from pipeline.errors import Problem, ValidationError
 from pipeline.segment import Run, atoms_of_paragraph
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
@@ -27,11 +27,13 @@ class VoiceResolver:
 
     cfg: Config
     library: list[VoiceInfo] | None
+    backend: str = "local"  # the backend that will speak (build/say --backend wins over the config)
+    _offline: frozenset[int] | None = field(default=None, repr=False)
 
     @classmethod
-    def for_config(cls, cfg: Config) -> VoiceResolver:
+    def for_config(cls, cfg: Config, backend: str | None = None) -> VoiceResolver:
         library = load_library(cfg.voices, str(cfg.voices)) if cfg.voices else None
-        return cls(cfg, library)
+        return cls(cfg, library, backend or cfg.backend)
 
     def base(self, overrides: dict[str, Any]) -> dict[str, Any]:
         settings = {"language": self.cfg.language, **self.cfg.narrator}
@@ -45,19 +47,40 @@ class VoiceResolver:
         out.update({k: v for k, v in changes.items() if not (k == "voice" and v in self.cfg.cast)})
         return out
 
-    def voice(self, settings: dict[str, Any]) -> tuple[Voice | None, str | None]:
+    def voice(self, settings: dict[str, Any]) -> Voice:
+        """The Voice of resolved settings; raises ValidationError for an unknown voice."""
         ref = settings["voice"]
         info = find_voice(self.library, ref) if self.library is not None else None
         if self.library is not None and info is None:
-            return None, f"{ref!r} is not in the voice library{suggest(self.library, ref)}"
+            raise ValidationError(f"{ref!r} is not in the voice library{suggest(self.library, ref)}")
         if info is not None:
             ref = info.id
         if not isinstance(ref, int):
             known = ", ".join(self.cfg.cast) or "none"
-            return None, (f"{ref!r} is not a voice id or a cast name (cast: {known}); "
-                          "use a number or give a voice library in `voices:`")
+            raise ValidationError(f"{ref!r} is not a voice id or a cast name (cast: {known}); "
+                                  "use a number or give a voice library in `voices:`")
+        offline = self.offline_ids()
+        if offline is not None and ref not in offline:
+            nearest = sorted(offline, key=lambda v: (abs(v - ref), v))[:3]
+            raise ValidationError(f"{ref} is not a voice of the offline backend; did you mean "
+                                  + " or ".join(str(v) for v in nearest)
+                                  + "? (run `audiobook voices --offline`, or give a voice "
+                                  "library in `voices:`)")
         return Voice(ref, int(settings.get("emotion", 0)), float(settings.get("speed", 1.0)),
-                     settings.get("language", self.cfg.language)), None
+                     settings.get("language", self.cfg.language))
+
+    def offline_ids(self) -> frozenset[int] | None:
+        """The voice ids the local backend knows, when it is the judge of voice ids.
+
+        That is: backend local and no voice library. None when the engine does
+        not list its voices (tts.local.offline_voices() arrives with the engine
+        branch) or lists none.
+        """
+        if self.library is not None or self.backend != "local":
+            return None
+        if self._offline is None:
+            self._offline = _offline_voice_ids()
+        return self._offline or None
 
     def problems(self) -> list[Problem]:
         """Narrator and cast voices that do not resolve (unknown ids or names)."""
@@ -66,10 +89,11 @@ class VoiceResolver:
         for key, settings in named:
             if "voice" not in settings:
                 continue
-            _, message = self.voice(self.base(settings) if key != "narrator" else self.base({}))
-            if message:
+            try:
+                self.voice(self.base(settings) if key != "narrator" else self.base({}))
+            except ValidationError as exc:
                 found.append(Problem(self.cfg.display, self.cfg.line_of(f"{key}.voice"),
-                                     f"{key}.voice", message))
+                                     f"{key}.voice", str(exc)))
         return found
 
     def genders(self) -> dict[int, int]:
@@ -84,10 +108,11 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
     entry = cfg.chapters[chapter.entry]
     base = resolver.base(entry.overrides)
     current = base
-    voice, message = resolver.voice(current)
-    if message:
+    try:
+        voice = resolver.voice(current)
+    except ValidationError as exc:
         key = f"chapters[{entry.index}].voice" if "voice" in entry.overrides else "narrator.voice"
-        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, message))
+        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, str(exc)))
         return []
     runs: list[Run] = []
     pending: list[Block] = []
@@ -118,13 +143,25 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                 current = base if not block.settings else (
                     resolver.apply(base, changes) if "voice" in changes
                     else resolver.apply(current, changes))
-                new_voice, message = resolver.voice(current)
-                if message:
-                    problems.append(Problem(chapter.source, block.line, "voice", message))
-                else:
-                    voice = new_voice
+                try:
+                    voice = resolver.voice(current)
+                except ValidationError as exc:
+                    problems.append(Problem(chapter.source, block.line, "voice", str(exc)))
     flush("paragraph")
     return runs
+
+
+def _offline_voice_ids() -> frozenset[int]:
+    """The ids tts.local.offline_voices() lists (empty until the engine provides it)."""
+    try:
+        from pipeline.tts.local import offline_voices  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        return frozenset()
+    listed = offline_voices()
+    if isinstance(listed, dict):
+        listed = listed.keys()
+    ids = (v if isinstance(v, int) else getattr(v, "id", None) for v in listed)
+    return frozenset(i for i in ids if isinstance(i, int))
 
 
 def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:
@@ -150,7 +187,10 @@ def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):
     changes: dict[str, Any] = {}
     problems = []
     for key, raw in block.settings:
-        value, message = VOICE_CHECKS[key](raw)
+        try:
+            value, message = VOICE_CHECKS[key](raw, None), None
+        except ValidationError as exc:
+            value, message = None, str(exc)
         if key == "voice" and isinstance(value, str) and value not in resolver.cfg.cast \
                 and resolver.library is None:
             message = (f"{value!r} is not in cast: add it under `cast:` in "

@@ -236,3 +236,9 @@ class HostileOutputError(OutputError):
     """The service's output breaks a bound; trying again would get the same."""
 
     retryable = False
+
+
+# --- config
+class ValidationError(ValueError):
+    """One value that fails its key's check; the config loader turns it into a Problem
+    with the file, line and dotted key (callers outside the loader name the source)."""

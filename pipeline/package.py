@@ -80,13 +80,11 @@ class Target:
 
 
 def loudness_target(cfg: Config) -> Target:
-    value = cfg.output.loudness
-    if value == "acx":
+    value = cfg.output.loudness  # config.Loudness(kind, level)
+    if value.kind == "acx":
         return Target("acx", ACX_RMS_DB, ACX_CEILING_DB)
-    if isinstance(value, str) and value.startswith("rms:"):
-        return Target("rms", float(value[4:]), TARGET_CEILING_DB)
-    if isinstance(value, (int, float)):
-        return Target("lufs", float(value), TARGET_CEILING_DB)
+    if value.kind in ("rms", "lufs"):
+        return Target(value.kind, value.level, TARGET_CEILING_DB)
     return Target("none")
 
 

@@ -6,38 +6,33 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import audio
-from pipeline.book import Voice
 from pipeline.cache import SegmentCache, resolve_cache_dir
-from pipeline.config import DEFAULT_NARRATOR, VOICE_CHECKS, Config, Pauses
-from pipeline.errors import InputError, Problem
+from pipeline.config import VOICE_CHECKS, Config
+from pipeline.errors import InputError, Problem, ValidationError
+from pipeline.lexicon import compile_lexicon
 from pipeline.segment import Run, atoms_of_paragraph, segment_runs
-from pipeline.sources.text import compile_lexicon, normalize
+from pipeline.sources.text import normalize
 from pipeline.tts import backend_identity
 from pipeline.tts.base import SynthesisRequest
 
 
-def _voice(cfg: Config | None, settings: dict[str, Any]):
+def _voice(cfg: Config, settings: dict[str, Any], backend: str):
     from pipeline.casting import VoiceResolver
 
     problems = []
     parsed = {}
     for key, raw in settings.items():
-        value, message = VOICE_CHECKS[key](raw)
-        if message:
-            problems.append(Problem("--" + key, None, None, message))
-        parsed[key] = value
+        try:
+            parsed[key] = VOICE_CHECKS[key](raw, None)
+        except ValidationError as exc:
+            problems.append(Problem("--" + key, None, None, str(exc)))
     if problems:
         raise InputError(problems)
-    if cfg is None:
-        base = {**DEFAULT_NARRATOR, "language": "en", **parsed}
-        if not isinstance(base["voice"], int):
-            raise InputError(Problem("--voice", None, None,
-                                     "a voice name needs a config with cast or voices; use an id"))
-        return Voice(base["voice"], base["emotion"], base["speed"], base["language"]), None
-    resolver = VoiceResolver.for_config(cfg)
-    voice, message = resolver.voice(resolver.base(parsed))
-    if message:
-        raise InputError(Problem("--voice", None, None, message))
+    resolver = VoiceResolver.for_config(cfg, backend)
+    try:
+        voice = resolver.voice(resolver.base(parsed))
+    except ValidationError as exc:
+        raise InputError(Problem("--voice", None, None, str(exc))) from None
     return voice, resolver
 
 
@@ -50,18 +45,19 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
     from pipeline.plan import key_function
     from pipeline.progress import LogProgress
 
-    voice, resolver = _voice(cfg, settings)
-    backend = backend or (cfg.backend if cfg else "local")
+    cfg = cfg or Config.default(Path.cwd())
+    backend = backend or cfg.backend
+    voice, resolver = _voice(cfg, settings, backend)
     identity = backend_identity(backend)
-    lexicon = compile_lexicon(cfg.lexicon if cfg else {})
-    body = normalize(lexicon(text))
+    # The book's order: normalize, then the user's lexicon (see pipeline/lexicon.py).
+    body = compile_lexicon(cfg.lexicon)(normalize(text))
     if not body:
         raise InputError(Problem("TEXT", None, None, "is empty"))
-    max_chars = cfg.max_chars if cfg else 1000
-    cache_dir = resolve_cache_dir(cfg.cache_dir if cfg else Path(".audiobook-cache"))
+    max_chars = cfg.max_chars
+    cache_dir = resolve_cache_dir(cfg.cache_dir)
     result = BuildResult()
     with SegmentCache(cache_dir) as store:
-        genders = resolver.genders() if resolver else {}
+        genders = resolver.genders()
         key_for = key_function(backend, identity, genders)
         run = Run(tuple(atoms_of_paragraph(body, voice.language, max_chars)), voice, "paragraph")
         segments = segment_runs([run], max_chars, key_for, frozenset(store.keys()))
@@ -69,8 +65,8 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
         requests = [SynthesisRequest(s.key, s.text, s.voice, "say") for s in missing]
         if requests:
             make_audio(backend, identity, genders, requests, store, 4, LogProgress(), result)
-        rate = cfg.output.sample_rate if cfg else 44100
-        pauses = cfg.pauses if cfg else Pauses()
+        rate = cfg.output.sample_rate
+        pauses = cfg.pauses
         parts: list = []
         for k, seg in enumerate(segments):
             stored = store.get(seg.key)
@@ -80,7 +76,7 @@ def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
         out.parent.mkdir(parents=True, exist_ok=True)
         stitched = audio.stitch(parts, rate, out.parent)
         try:
-            audio.encode_file(stitched, out, cfg.output.bitrate if cfg else "192k")
+            audio.encode_file(stitched, out, cfg.output.bitrate)
         finally:
             stitched.path.unlink(missing_ok=True)
     return {"segments": len(segments), "credits_spent": result.credits_spent}

@@ -131,3 +131,38 @@ def test_init_writes_nothing_when_either_file_exists(tmp_path):
         write_starter(tmp_path)
     assert not (tmp_path / "audiobook.yml").exists()
     assert (tmp_path / "chapters" / "01-first-chapter.md").read_text() == "mine"
+
+
+_BOMB = ("    select: [&s0 [lol, lol, lol, lol, lol, lol, lol, lol, lol], "
+         + ", ".join(f"&s{i} [" + ", ".join([f"*s{i - 1}"] * 9) + "]" for i in range(1, 9)) + "]\n")
+
+
+@pytest.mark.parametrize(("command", "config", "needles"), [
+    # attack review F11: an alias bomb inside select was a 2.5 GB MemoryError (exit 1)
+    ("check", GOOD + _BOMB, ["audiobook.yml:3: chapters[0].select:"]),
+    # F17: each of these passed `check` and the build ended in "internal error" (exit 1)
+    ("check", "output: {dir: chapters/01.md}\n" + GOOD, ["audiobook.yml:1: output.dir:"]),
+    ("build", "output: {dir: /dev/null}\n" + GOOD, ["audiobook.yml:1: output.dir:"]),
+    ("build", "output: {dir: ..}\n" + GOOD, ["output.dir: .. is a folder above the book"]),
+    ("build", "cache: {dir: chapters/01.md}\n" + GOOD, ["audiobook.yml:1: cache.dir:"]),
+    ("build", "cover: chapters/01.md\n" + GOOD, ["audiobook.yml:1: cover: chapters/01.md is not an image"]),
+    # issue 11: a malformed lexicon pattern
+    ("plan", "lexicon:\n  '/(x/': ex\n" + GOOD, ["audiobook.yml:2: lexicon./(x/: is not a valid pattern"]),
+])
+def test_config_mistakes_the_build_would_trip_on_exit_2(project, tmp_path, command, config, needles):
+    project(config, {"chapters/01.md": CHAPTER})
+    result = run_cli(command, cwd=tmp_path)
+    assert_input_error(result, *needles)
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.slow
+def test_say_without_a_config_uses_the_declared_defaults(tmp_path):
+    # No audiobook.yml: Config.default() supplies the narrator, so a cast name is unknown.
+    result = run_cli("say", "Hello.", "-o", str(tmp_path / "x.mp3"), "--voice", "holmes", cwd=tmp_path)
+    assert_input_error(result, "--voice: 'holmes' is not a voice id or a cast name (cast: none)")
+    result = run_cli("say", "Hello.", "-o", str(tmp_path / "x.mp3"), "--emotion", "cheerful",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x.mp3").stat().st_size > 1000
+    assert not (tmp_path / "audiobook.yml").exists()

@@ -194,3 +194,46 @@ def test_config_option_works_after_the_command_too(cast_project, tmp_path):
     before = run_cli("-c", str(cast_project), "voices", "--json", cwd=other)
     assert after.returncode == before.returncode == 0, after.stderr
     assert after.stdout == before.stdout
+
+
+# ------------------------------------------------------------ emotion spellings, offline ids
+
+
+@pytest.mark.parametrize(("emotion", "ids"), [
+    ("happy", [3104]),  # the library spells it "cheerful"
+    ("cheerful", [3104]), ("1", [3104]), ("sad", [2072]), ("chat", [2072]), ("afraid", []),
+])
+def test_voices_filter_by_the_api_or_the_library_spelling(tmp_path, emotion, ids):
+    path = tmp_path / "voices.json"
+    path.write_text(json.dumps(LIBRARY))
+    assert [v.id for v in filter_voices(load_library(path), emotion=emotion)] == ids
+
+
+def test_voices_command_finds_happy_voices(cast_project, tmp_path):
+    result = run_cli("voices", "--emotion", "happy", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [v["id"] for v in json.loads(result.stdout)] == [3104]
+
+
+def test_unknown_offline_voice_id_is_an_error_with_suggestions(project, monkeypatch):
+    import pipeline.tts.local as local
+
+    monkeypatch.setattr(local, "offline_voices", lambda: [2072, 2080, 2091], raising=False)
+    path = project("narrator: {voice: 2073}\ncast: {holmes: 2080}\nchapters: [one.md]\n",
+                   {"one.md": "# One\n\nText.\n"})
+    with pytest.raises(InputError) as info:
+        make_plan(load_config(path), open_cache(load_config(path)))
+    [problem] = set(info.value.problems)  # the plan names it for the config and the chapter alike
+    assert (problem.key, problem.line) == ("narrator.voice", 1)
+    assert "2073 is not a voice of the offline backend; did you mean 2072 or 2080" in problem.message
+
+
+def test_offline_voice_ids_are_not_judged_with_a_library_or_the_paid_backend(project, monkeypatch):
+    import pipeline.tts.local as local
+
+    monkeypatch.setattr(local, "offline_voices", lambda: [2072], raising=False)
+    files = {"one.md": "# One\n\nText.\n", "voices.json": json.dumps(LIBRARY)}
+    for extra in ("voices: voices.json\nnarrator: {voice: 2080}\n",
+                  "backend: audiocleaner\nnarrator: {voice: 9999}\n"):
+        cfg = load_config(project(extra + "chapters: [one.md]\n", files))
+        make_plan(cfg, open_cache(cfg))  # no error

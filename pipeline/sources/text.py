@@ -1,4 +1,4 @@
-"""Text normalization shared by every source, and the lexicon.
+"""Text normalization shared by every source.
 
 The rule: what reaches the service is what a narrator would read.
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
 
 # Format characters (Cf, Unicode 15) plus invisible characters of other
 # categories: combining grapheme joiner, Hangul fillers, Khmer inherent
@@ -113,67 +112,6 @@ def is_blank(text: str) -> bool:
     return not _CONTROL.sub("", _INVISIBLE.sub("", text)).replace(DROPPED, "").strip()
 
 
-# Scripts written without spaces between words: a lexicon key in them matches
-# anywhere, and next to them any key has a word boundary ("用SQL查询").
-_NO_SPACE_RANGES = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
-                    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
-_NO_SPACE_SCRIPT = re.compile(f"[{_NO_SPACE_RANGES}]")
-# A letter, digit or underscore of a script that separates words by spaces.
-_SPACED_WORD_CHAR = f"[^\\W{_NO_SPACE_RANGES}]"
-
-
-def _key_pattern(key: str) -> str:
-    """A key as a regex: not glued to a word on either side (see compile_lexicon)."""
-    body = re.escape(key)
-    if key == key.lower():
-        body = f"(?i:{body})"
-    before = "" if _NO_SPACE_SCRIPT.match(key[0]) else f"(?<!{_SPACED_WORD_CHAR})"
-    after = "" if _NO_SPACE_SCRIPT.match(key[-1]) else f"(?!{_SPACED_WORD_CHAR})"
-    return before + body + after
-
-
-def compile_lexicon(lexicon: Mapping[str, str]) -> Callable[[str], str]:
-    """A function that rewrites words per the lexicon, in one pass.
-
-    The rule:
-    - Whole words only: a key matches where neither side touches a letter,
-      digit or underscore, so never inside a longer word ("cat" is not found
-      in "concatenate", "Dr." neither in "XDr." nor in "Dr.No"). A hyphen or
-      an apostrophe ends a word, so "SQL" is found in "SQL-based". In
-      scripts written without spaces (Chinese, Japanese, Thai, ...) there
-      are no word boundaries: such keys match anywhere, and such letters
-      next to a key do not glue it to a word.
-    - Case: a key written all in lower case matches any capitalisation, and
-      a capitalised match capitalises the replacement ("sql" -> "sequel":
-      "Sql" -> "Sequel"; "SQL" -> "sequel"). A key with any capital letter
-      ("Dr.", "SQL", "iOS") matches only exactly as written, and wins over a
-      lower-case key that also matches.
-    - Where keys overlap, the longest wins ("New York City" before "New
-      York"); the earliest match in the text comes first.
-    - One pass: a replacement is never rewritten again.
-    - Runs of whitespace in a key match one space (text is normalized).
-    """
-    entries = {" ".join(k.split()): v for k, v in lexicon.items() if k and k.strip()}
-    if not entries:
-        return lambda text: text
-    exact = {k: v for k, v in entries.items() if k != k.lower()}
-    folded = {k: v for k, v in entries.items() if k == k.lower()}
-    # Exact keys first among keys of one length, so "SQL" beats "sql" on "SQL".
-    keys = sorted(entries, key=lambda k: (-len(k), k == k.lower()))
-    pattern = re.compile("|".join(_key_pattern(k) for k in keys))
-    lower_patterns = [(re.compile(_key_pattern(k)), k) for k in keys if k in folded]
-
-    def replace(match: re.Match[str]) -> str:
-        word = match.group(0)
-        if word in exact:
-            return exact[word]
-        key = word.lower()
-        if key not in folded:
-            # Case-insensitive matching is wider than str.lower() ("ſ", "K").
-            key = next(k for p, k in lower_patterns if p.fullmatch(word))
-        replacement = folded[key]
-        if word[:1].isupper() and not word.isupper():
-            return replacement[:1].upper() + replacement[1:]
-        return replacement
-
-    return lambda text: pattern.sub(replace, text)
+# The lexicon moved to pipeline/lexicon.py; kept here for the callers that still
+# import it from this module (plan.py, check.py).
+from pipeline.lexicon import compile_lexicon  # noqa: E402, F401
