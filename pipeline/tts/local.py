@@ -35,6 +35,7 @@ import os
 import selectors
 import signal
 import struct
+import sys
 import threading
 import wave
 from collections import deque
@@ -155,6 +156,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
 _EVENT_LIST_TERMINATED, _EVENT_SENTENCE = 0, 2
 _ENS_OK = 0
+_RAND_SEED = 1  # any constant: what matters is that every synthesis starts from it
 
 
 class _Event(ctypes.Structure):
@@ -201,6 +203,16 @@ class _Take:
         self.ended = False
         self.error: BaseException | None = None
 
+    def unraisable(self, info) -> None:
+        """sys.unraisablehook while eSpeak runs: an exception that left the callback.
+
+        A signal handler can raise at the callback's first instruction, before
+        its try; ctypes then reports it here and returns 0. Keeping it makes
+        the next callback return 1 (stop) and speak_here raise it.
+        """
+        if self.error is None and info.exc_value is not None:
+            self.error = info.exc_value
+
 
 class _Engine:
     """One process's libespeak-ng, initialised once."""
@@ -243,6 +255,8 @@ class _Engine:
         # return 1, which tells eSpeak to stop; speak_here re-raises it.
         take = self._take
         try:
+            if take.error is not None:
+                return 1
             if not samples:  # a NULL buffer: eSpeak's end of data
                 take.ended = True
                 return 0
@@ -267,11 +281,20 @@ class _Engine:
         lib.espeak_SetParameter(_ESPEAK_RATE, settings.rate, 0)
         lib.espeak_SetParameter(_ESPEAK_PITCH, settings.pitch, 0)
         lib.espeak_SetParameter(_ESPEAK_RANGE, settings.range, 0)
+        # espeak_Initialize seeds eSpeak's noise generator from the clock
+        # (time(NULL)): without a fixed seed the breath and roughness noise of
+        # f2, f5... would depend on the second the process started.
+        lib.espeak_ng_SetRandSeed(ctypes.c_long(_RAND_SEED))
         self._take = take = _Take()
         data = text.encode("utf-8")
-        status = lib.espeak_ng_Synthesize(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8,
-                                          None, None)
-        self._take = _Take()
+        hook = sys.unraisablehook
+        sys.unraisablehook = take.unraisable
+        try:
+            status = lib.espeak_ng_Synthesize(data, len(data) + 1, 0, _POS_CHARACTER, 0,
+                                              _CHARS_UTF8, None, None)
+        finally:
+            sys.unraisablehook = hook
+            self._take = _Take()
         if take.error is not None:
             raise take.error
         if status != _ENS_OK or not take.ended:
@@ -334,6 +357,7 @@ class _Child:
         self.pid, self.fd = pid, fd
         self.buffer = bytearray()
         self.eof = False
+        self.status: int | None = None  # os.waitpid's, once reaped
 
     @classmethod
     def start(cls, engine: _Engine, text: str, settings: EspeakVoice) -> _Child:
@@ -370,6 +394,11 @@ class _Child:
     def parse(self) -> Speech:
         buf = bytes(self.buffer)
         if len(buf) < _HEADER.size or buf[:4] != _MAGIC:
+            self.reap()
+            if self.status is not None and os.WIFSIGNALED(self.status) \
+                    and os.WTERMSIG(self.status) == signal.SIGINT:
+                # Ctrl-C reached the child before this process: it is ours too.
+                raise KeyboardInterrupt
             raise SynthesisIncomplete("the eSpeak NG child process ended without sending "
                                       "its audio; nothing was kept")
         _, ok, rate, count, size = _HEADER.unpack_from(buf)
@@ -393,7 +422,7 @@ class _Child:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        os.waitpid(self.pid, 0)
+        self.status = os.waitpid(self.pid, 0)[1]
 
 
 def engine_version() -> str:
