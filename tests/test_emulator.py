@@ -263,7 +263,7 @@ GOOD = {"voice_id": 2072, "emotion": 0, "speed": 1, "language": "en", "text": "h
     {"speed": float("nan")}, {"speed": float("inf")}, {"speed": 1e308}, {"speed": -5},
     {"speed": 0.49}, {"speed": 2.01}, {"emotion": 99}, {"emotion": -1}, {"emotion": 1.5},
     {"voice_id": -1}, {"voice_id": 0}, {"voice_id": 2072.5}, {"language": "xx"},
-    {"language": "EN"},
+    {"language": "EN"}, {"voice_id": 10 ** 400},
 ])
 def test_out_of_range_parameters_are_100002_and_cost_nothing(change):
     with emulator(latency=0.0, audio_kind="tone") as emu:

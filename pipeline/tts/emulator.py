@@ -175,7 +175,7 @@ class EmulatorState:
         """The code that refuses a request before it does anything, or None."""
         self.counters["requests"] += 1
         self.settle(now)
-        return self.key_error(key) or self.rate_error(key, now)
+        return self.key_error(key) or self.rate_error(key or "", now)
 
     # -- the task lifecycle ------------------------------------------------
     def create(self, key: str, body: dict, now: float) -> tuple[int, dict | None]:
@@ -253,8 +253,12 @@ class EmulatorState:
 def _voice_of(body: dict) -> Voice | None:
     """The create body's voice settings, or None when a field is missing, mistyped or
     out of the guide's range (speed 0.5-2, emotion 0-8, a voice id, a listed language)."""
-    numbers = [body.get(k) for k in ("voice_id", "emotion", "speed")]
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+    fields = [body.get(k) for k in ("voice_id", "emotion", "speed")]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in fields):
+        return None
+    try:
+        numbers: list[float] = [float(v) for v in fields]  # type: ignore[arg-type]
+    except OverflowError:  # an integer past float's range: out of range anyway
         return None
     voice_id, emotion, speed = numbers
     if not all(math.isfinite(v) for v in numbers):
@@ -430,7 +434,7 @@ class Emulator:
 
     async def _create(self, request: web.Request, key: str, body: dict) -> web.StreamResponse:
         code, data = self.state.create(key, body, time.monotonic())
-        if code == OK:
+        if code == OK and data is not None:
             task = self.state.tasks[data["job_id"]]
             if not task.fails:
                 what = self.audio.input_of(task.text, task.voice)
