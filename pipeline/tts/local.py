@@ -307,11 +307,12 @@ class _Engine:
         if not _CAN_FORK:
             with self._lock:
                 return self.speak_here(text, settings)
-        child = _Child.start(self, text, settings)
+        started: list[_Child] = []
         try:
-            return child.result()
+            return _Child.start(self, text, settings, started).result()
         finally:
-            child.reap()
+            for child in started:
+                child.reap()
 
 
 # ---------------------------------------------------------------- forked children
@@ -331,7 +332,8 @@ def _frame(speech: Speech | None, error: str = "") -> bytes:
             + marks + speech.pcm)
 
 
-def _child_main(engine: _Engine, fd: int, text: str, settings: EspeakVoice) -> None:
+def _child_main(engine: _Engine, fd: int, text: str, settings: EspeakVoice,
+                mask: set[signal.Signals]) -> None:
     """The forked child: speak once, send the frame, exit without Python's cleanup."""
     code = 0
     try:
@@ -339,6 +341,7 @@ def _child_main(engine: _Engine, fd: int, text: str, settings: EspeakVoice) -> N
         # the parent, waiting in Python, raises KeyboardInterrupt.
         with contextlib.suppress(ValueError):  # forked from a thread: Python may refuse
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         frame = _frame(engine.speak_here(text, settings))
     except BaseException as exc:  # noqa: BLE001 - sent to the parent, which raises
         frame, code = _frame(None, f"{type(exc).__name__}: {exc}"), 1
@@ -360,17 +363,30 @@ class _Child:
         self.status: int | None = None  # os.waitpid's, once reaped
 
     @classmethod
-    def start(cls, engine: _Engine, text: str, settings: EspeakVoice) -> _Child:
+    def start(cls, engine: _Engine, text: str, settings: EspeakVoice,
+              started: list[_Child]) -> _Child:
+        """Fork a child for text; it is in `started` before any Ctrl-C can strike here,
+        so the caller's cleanup can always reap it."""
         # The lock keeps another thread's child from inheriting this pipe's
         # write end, which would hold back the EOF that tells a child died.
+        # SIGINT is held back during the fork: a KeyboardInterrupt raised in
+        # os.fork's at-fork hooks (logging registers some) is printed and
+        # dropped. Unblocked after it, a pending Ctrl-C is raised here instead,
+        # once the child is on the caller's list.
         with _FORK_LOCK:
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(read_fd)
-                _child_main(engine, write_fd, text, settings)
-            os.close(write_fd)
-        return cls(pid, read_fd)
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                read_fd, write_fd = os.pipe()
+                pid = os.fork()
+                if pid == 0:
+                    os.close(read_fd)
+                    _child_main(engine, write_fd, text, settings, held)
+                os.close(write_fd)
+                child = cls(pid, read_fd)
+                started.append(child)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        return child
 
     def pump(self) -> None:
         """Read what is there (blocking until something is)."""
@@ -472,12 +488,14 @@ def _speak_in_children(engine: _Engine, requests: Sequence[SynthesisRequest], wi
                        settings_for, on_result: OnResult) -> None:
     waiting = deque(requests)
     running: dict[int, tuple[_Child, SynthesisRequest]] = {}
+    started: list[_Child] = []
     with selectors.DefaultSelector() as selector:
         try:
             while waiting or running:
                 while waiting and len(running) < width:
                     request = waiting.popleft()
-                    child = _Child.start(engine, request.text, settings_for(request.voice))
+                    child = _Child.start(engine, request.text, settings_for(request.voice),
+                                         started)
                     running[child.fd] = (child, request)
                     selector.register(child.fd, selectors.EVENT_READ)
                 for key, _ in selector.select():
@@ -493,7 +511,8 @@ def _speak_in_children(engine: _Engine, requests: Sequence[SynthesisRequest], wi
                         raise AudiobookError(f"{request.label}: {exc}") from exc
                     finally:
                         child.reap()
+                    started.remove(child)
                     on_result(request, _audio(speech))
         finally:
-            for child, _ in running.values():
+            for child in started:
                 child.reap()
