@@ -273,11 +273,19 @@ class _Engine:
             take.error = exc
             return 1
 
-    def speak_here(self, text: str, settings: EspeakVoice) -> Speech:
-        """The whole synthesis of text, in this process; raises rather than return a part."""
+    def load_voice(self, settings: EspeakVoice) -> None:
+        """Make settings' voice current; its language's dictionary loads only on a change."""
         lib = self._lib
         if lib.espeak_SetVoiceByName(settings.name.encode()) != 0:
             lib.espeak_SetVoiceByName(settings.name.split("+")[0].encode())
+
+    def speak_here(self, text: str, settings: EspeakVoice) -> Speech:
+        """The whole synthesis of text, in this process; raises rather than return a part."""
+        lib = self._lib
+        # The voice is loaded here, in the child, never in the parent: even
+        # loading one there (no speech) was seen to change the next child's
+        # sentence events.
+        self.load_voice(settings)
         lib.espeak_SetParameter(_ESPEAK_RATE, settings.rate, 0)
         lib.espeak_SetParameter(_ESPEAK_PITCH, settings.pitch, 0)
         lib.espeak_SetParameter(_ESPEAK_RANGE, settings.range, 0)
