@@ -87,3 +87,10 @@ class BackendUnavailable(AudiobookError):
 
 class AudioToolError(AudiobookError):
     """ffmpeg is missing or failed."""
+
+
+# --- engine
+
+
+class SynthesisIncomplete(AudiobookError):
+    """The offline engine stopped before the end of a text; the partial audio is dropped."""

@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pipeline.book import EMOTIONS, Voice
-from pipeline.errors import AudiobookError
+from pipeline.errors import AudiobookError, SynthesisIncomplete
 from pipeline.tts.base import Audio, OnResult, SynthesisRequest
 
 # Bump when the audio a key stands for changes: the mapping below, or how the
@@ -188,10 +188,6 @@ class Speech:
             w.setframerate(self.rate)
             w.writeframes(self.pcm)
         return out.getvalue()
-
-
-class SynthesisIncomplete(AudiobookError):
-    """eSpeak stopped before the end of the text; the partial audio is dropped."""
 
 
 class _Take:
