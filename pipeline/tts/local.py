@@ -337,7 +337,7 @@ def _frame(speech: Speech | None, error: str = "") -> bytes:
 
 
 def _child_main(engine: _Engine, fd: int, text: str, settings: EspeakVoice,
-                mask: set[signal.Signals]) -> None:
+                mask: set[int | signal.Signals]) -> None:
     """The forked child: speak once, send the frame, exit without Python's cleanup."""
     code = 0
     try:
