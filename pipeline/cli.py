@@ -376,6 +376,8 @@ def cache_clear(ctx: click.Context, yes: bool) -> None:
 @click.option("--lost-response-rate", type=click.FloatRange(0, 1), default=0.0)
 @click.option("--seed", type=int, default=None)
 @click.option("--audio", "audio_kind", type=click.Choice(["speech", "tone"]), default="speech")
+@click.option("--task-ttl", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds a finished task and its output are kept, then forgotten.")
 @handled
 def emulator(**options) -> None:
     """Run the local Audio Cleaner API emulator."""

@@ -242,3 +242,10 @@ class HostileOutputError(OutputError):
 class ValidationError(ValueError):
     """One value that fails its key's check; the config loader turns it into a Problem
     with the file, line and dotted key (callers outside the loader name the source)."""
+
+
+# --- engine
+
+
+class SynthesisIncomplete(AudiobookError):
+    """The offline engine stopped before the end of a text; the partial audio is dropped."""

@@ -173,9 +173,11 @@ def key_function(backend: str, identity: str, genders: dict[int, int]):
     """The segment-key function of a backend (see cache.segment_key)."""
     if backend != "local":
         return KeyMaker(identity)
-    from pipeline.tts.local import espeak_voice
+    from pipeline.tts.local import LocalBackend
 
-    return KeyMaker(identity, lambda voice: repr(espeak_voice(voice, genders.get(voice.voice))))
+    # The backend says what its engine makes of a voice; that goes into the
+    # key, so a change of the mapping (a new table, a new gender) changes it.
+    return KeyMaker(identity, LocalBackend(genders=genders).voice_identity)
 
 
 def _unique(slug: str, taken: set[str]) -> str:

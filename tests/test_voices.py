@@ -7,12 +7,10 @@ import json
 
 import pytest
 
-from pipeline.book import Voice
 from pipeline.cache import open_cache
 from pipeline.config import load_config
 from pipeline.errors import InputError
 from pipeline.plan import make_plan
-from pipeline.tts.local import LocalBackend, espeak_voice
 from pipeline.voices import filter_voices, find_voice, load_library
 from tests.conftest import run_cli
 
@@ -138,27 +136,6 @@ def test_a_french_voice_in_an_english_book_is_a_warning(project, tmp_path):
     result = run_cli("check", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "warning: voice: voice 3104 (Lucien) speaks 'fr' but reads 'en' text here" in result.stderr
-
-
-def test_offline_voices_differ_by_id_and_by_emotion():
-    ids = [2072, 2080, 2091, 3104, 1, 2, 3, 4]
-    settings = {espeak_voice(Voice(i)) for i in ids}
-    assert len(settings) == len(ids)
-    emotions = {(v.pitch, v.range, v.rate) for v in (espeak_voice(Voice(2072, e)) for e in range(9))}
-    assert len(emotions) == 9
-    # Gender from the library picks a variant of that kind.
-    assert espeak_voice(Voice(2072), gender=2).name.split("+")[1] in ("f1", "f2", "f3", "f4", "f5",
-                                                                      "Annie", "belinda", "linda")
-    slow, fast = espeak_voice(Voice(2072, speed=0.5)), espeak_voice(Voice(2072, speed=2.0))
-    assert slow.rate < fast.rate
-
-
-def test_offline_audio_differs_by_voice_and_emotion():
-    backend = LocalBackend()
-    words = "The lamp turned all night."
-    takes = [backend.synthesize(words, v).data for v in
-             (Voice(2072), Voice(2080), Voice(2072, emotion=3))]
-    assert len({hashlib.sha256(t).hexdigest() for t in takes}) == 3
 
 
 def test_say_gives_three_different_files_for_two_voices_and_two_emotions(cast_project, tmp_path):
