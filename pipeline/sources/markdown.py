@@ -44,6 +44,7 @@ from markdown_it.token import Token
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
+from pipeline.sources.rules import is_not_prose, title_from_file_name
 from pipeline.sources.text import (
     DROPPED,
     NOTE_MARK,
@@ -60,7 +61,6 @@ _FOOTNOTE_DEF = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:")
 _FRONT_MATTER = re.compile(
     r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _HR_BLOCK = re.compile(r"^\s*<hr\b[^>]*>\s*$", re.IGNORECASE)
-_LEADING_NUMBER = re.compile(r"^\d+[\s._-]+(?=\S)")
 
 # Inline HTML.
 _TAG = re.compile(r"^<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>$",
@@ -68,16 +68,6 @@ _TAG = re.compile(r"^<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*'
 _ATTR = re.compile(r"([A-Za-z_:][-\w:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                    "source", "track", "wbr"})
-_SKIP_TAGS = frozenset({"script", "style", "img", "svg", "math", "picture", "video", "audio",
-                        "object", "embed", "iframe", "canvas", "map", "table", "pre", "form",
-                        "button", "select", "textarea", "nav", "figure", "rt", "rp",
-                        "template", "noscript"})
-_SKIP_TYPES = frozenset({"noteref", "footnote", "endnote", "rearnote", "note", "pagebreak",
-                         "page-list", "annoref", "biblioref", "glossref", "backlink"})
-_SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "page-num",
-                           "pagebreak", "page-break", "footnote", "endnote", "fnanchor",
-                           "noteref", "footnote-ref", "hidden"})
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
@@ -173,16 +163,6 @@ def _attributes(raw: str) -> dict[str, str]:
     return {m.group(1).lower(): (m.group(2) or "").strip("\"'") for m in _ATTR.finditer(raw)}
 
 
-def _is_skipped(name: str, attrs: dict[str, str]) -> bool:
-    if name in _SKIP_TAGS or "hidden" in attrs or attrs.get("aria-hidden", "").lower() == "true":
-        return True
-    if _HIDDEN_STYLE.search(attrs.get("style", "")):
-        return True
-    types = {t.rpartition(":")[2].removeprefix("doc-")
-             for t in f"{attrs.get('epub:type', '')} {attrs.get('role', '')}".lower().split()}
-    return bool(types & _SKIP_TYPES or set(attrs.get("class", "").lower().split()) & _SKIP_CLASSES)
-
-
 class _InlineReader:
     """Collects the readable text of one inline token (see the module's rule)."""
 
@@ -205,7 +185,7 @@ class _InlineReader:
         elif name not in _VOID and not self_closing:
             parsed = _attributes(attrs)
             in_page = name == "a" and parsed.get("href", "").startswith("#")
-            self.stack.append(_Element(name, _is_skipped(name, parsed), in_page))
+            self.stack.append(_Element(name, is_not_prose(name, parsed), in_page))
 
     def close(self, name: str) -> None:
         if not any(e.name == name for e in self.stack[1:]):
@@ -367,13 +347,6 @@ def front_matter_title(text: str) -> str | None:
     if isinstance(title, (str, int, float)) and not isinstance(title, bool):
         return normalize(str(title)) or None
     return None
-
-
-def title_from_file_name(path: Path) -> str:
-    """'03-the-storm.md' -> 'The Storm'; '1984.md' -> '1984'."""
-    stem = _LEADING_NUMBER.sub("", path.stem)
-    words = stem.replace("-", " ").replace("_", " ").split()
-    return " ".join(w[:1].upper() + w[1:] for w in words) or path.stem
 
 
 def load_markdown(path: Path, display: str, title: str | None = None, entry: int = 0,
