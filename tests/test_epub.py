@@ -459,3 +459,35 @@ def test_pg_boilerplate_inline_is_dropped_from_markdown_too():
 
     found = blocks_from_markdown('Read <span class="pg-boilerplate">the licence</span>this.\n')
     assert [b.text for b in found] == ["Read this."]
+
+
+# ------------------------------------------------------------------ bounded input
+
+
+def test_a_fifo_or_device_epub_is_refused_before_opening(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.epub")
+    for name in ("fifo.epub", "zero.epub"):
+        if name == "zero.epub":
+            (tmp_path / name).symlink_to("/dev/zero")
+        with pytest.raises(InputError) as err:
+            load_epub(tmp_path / name, name, entry=entry())
+        assert "not a file" in str(err.value) and "name an EPUB file" in str(err.value)
+
+
+@pytest.mark.slow
+def test_cli_check_refuses_special_files_with_exit_2(project, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "fifo.md")
+    (tmp_path / "zero.md").symlink_to("/dev/zero")
+    project("title: T\nchapters: [fifo.md, zero.md]\n")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "fifo.md: is a named pipe (FIFO), not a file" in done.stderr
+    assert "zero.md: is a device, not a file" in done.stderr
+    assert "Traceback" not in done.stderr

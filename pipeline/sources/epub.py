@@ -67,6 +67,7 @@ from lxml import etree
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
+from pipeline.sources.guard import check_regular
 from pipeline.sources.rules import image_kind, is_not_prose, title_from_file_name, type_tokens
 from pipeline.sources.select import describe_choices, select_positions
 from pipeline.sources.text import NOTE_MARK, SCENE_BREAK_TEXT, as_sentence, normalize
@@ -196,6 +197,8 @@ class _Archive:
 
 def open_archive(path: Path, display: str) -> _Archive:
     """The EPUB's zip, after the checks that need no unpacking."""
+    # A FIFO or a device would hang or never end: only a regular file is opened.
+    check_regular(path, display, MAX_TOTAL_BYTES, "an EPUB file")
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:

@@ -44,6 +44,7 @@ from markdown_it.token import Token
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
+from pipeline.sources.guard import MAX_MARKDOWN_BYTES, read_capped
 from pipeline.sources.rules import is_not_prose, title_from_file_name
 from pipeline.sources.text import (
     DROPPED,
@@ -76,19 +77,23 @@ _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
 def read_source_text(path: Path, display: str) -> str:
-    """The file's text, or an InputError naming what is wrong with it."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(display, "file not found") from None
-    except IsADirectoryError:
-        raise _fail(display, "is a folder; name a Markdown file") from None
-    except OSError as exc:
-        raise _fail(display, f"cannot read: {exc.strerror}") from None
+    """The file's text, or an InputError naming what is wrong with it.
+
+    The file must be a regular file of at most MAX_MARKDOWN_BYTES (see
+    guard.py). A NUL byte anywhere means it is not text: near the start it
+    is called binary, further on the message names the line, so a damaged
+    file is never half read.
+    """
+    raw = read_capped(path, display, MAX_MARKDOWN_BYTES, "a Markdown file")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         raise _fail(display, "is UTF-16 or UTF-32 text; save it as UTF-8")
     if b"\x00" in raw[:8192]:
         raise _fail(display, "is a binary file, not Markdown text")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise InputError(Problem(display, raw.count(b"\n", 0, nul) + 1, None,
+                                 "holds a NUL byte, which text never does (a damaged or "
+                                 "binary file?); remove it"))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
