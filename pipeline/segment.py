@@ -32,12 +32,13 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import pysbd
 
 from pipeline.book import Voice
+from pipeline.sources.text import is_speakable
 
 CREDIT_CHARS = 100
 
@@ -350,11 +351,18 @@ def segment_runs(
             return bool(cached_keys) and key_for(voice, text) in cached_keys
 
         ranges = pack_run(run.atoms, max_chars, is_cached)
+        kept = 0
         for k, (i, j) in enumerate(ranges):
             text = segment_text(run.atoms, i, j)
             if k == len(ranges) - 1:
                 pause = run.pause_after
             else:
                 pause = _CUT_PAUSE.get(run.atoms[j - 1].cut, "clause")
+            if not is_speakable(text):
+                # Emoji or punctuation only: never sent. Its pause stays with the text before.
+                if kept:
+                    segments[-1] = replace(segments[-1], pause_after=pause)
+                continue
             segments.append(Segment(key_for(run.voice, text), text, run.voice, pause, run.line))
+            kept += 1
     return segments

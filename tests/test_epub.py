@@ -491,3 +491,8 @@ def test_cli_check_refuses_special_files_with_exit_2(project, tmp_path):
     assert "fifo.md: is a named pipe (FIFO), not a file" in done.stderr
     assert "zero.md: is a device, not a file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_emoji_only_paragraphs_and_headings_are_not_read(tmp_path):
+    body = "<h2>🎉</h2><p>😀😀🎉 👍🏽</p><p>Words.</p><p>?!</p>"
+    assert one_chapter(tmp_path, body) == [("paragraph", "Words.")]

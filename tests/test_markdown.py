@@ -466,3 +466,21 @@ def test_a_nul_byte_past_the_first_8_kib_is_an_error_naming_its_line(tmp_path):
     problem = problem_of(write(tmp_path, content))
     assert problem.line == 603
     assert "NUL" in problem.message and "remove it" in problem.message
+
+
+def test_emoji_or_punctuation_only_paragraphs_and_headings_are_not_read():
+    # The old code sent "😀😀🎉 👍🏽 👨👩👧" and billed 2 credits for it.
+    assert texts("""\
+        # 🎉🎉
+
+        😀😀🎉 👍🏽 👨\u200d👩\u200d👧
+
+        ?!
+
+        Words, and 😀 with them.
+        """) == ["Words, and 😀 with them."]
+
+
+def test_a_file_of_emoji_only_has_nothing_to_read(tmp_path):
+    problem = problem_of(write(tmp_path, "😀😀🎉\n\n👍🏽\n"))
+    assert problem.message.startswith("has no text to read")

@@ -261,3 +261,13 @@ def test_pysbd_never_sees_more_than_a_chunk_of_a_long_unbroken_line(monkeypatch)
     pairs = split_sentences(text)
     assert "".join(s + sep for s, sep in pairs).rstrip() == text
     assert seen and max(seen) <= segment._PYSBD_CHUNK
+
+
+def test_a_segment_with_nothing_speakable_is_never_sent_and_keeps_its_pause():
+    atoms = (Atom("Hello there.", "\n", 0), Atom("😀😀🎉", "\n", 0), Atom("…", "\n", 0))
+    # max_chars so small that each atom is its own segment
+    segments = segment_runs([Run(atoms, VOICE, "scene")], 12, key_is_text, frozenset())
+    assert [(s.text, s.pause_after) for s in segments] == [("Hello there.", "scene")]
+    alone = segment_runs([Run((Atom("👍🏽", "\n", 0),), VOICE, "paragraph")], 100, key_is_text,
+                         frozenset())
+    assert alone == []

@@ -70,7 +70,13 @@ from pipeline.errors import InputError, Problem
 from pipeline.sources.guard import check_regular
 from pipeline.sources.rules import image_kind, is_not_prose, title_from_file_name, type_tokens
 from pipeline.sources.select import describe_choices, select_positions
-from pipeline.sources.text import NOTE_MARK, SCENE_BREAK_TEXT, as_sentence, normalize
+from pipeline.sources.text import (
+    NOTE_MARK,
+    SCENE_BREAK_TEXT,
+    as_sentence,
+    is_speakable,
+    normalize,
+)
 
 # Caps: a real EPUB's largest member is a cover image or a long chapter, a
 # few MiB; the whole book rarely passes 100 MiB. Memory stays near the caps.
@@ -569,7 +575,7 @@ class _BlockReader:
     def _heading(self, el, level: int) -> None:
         self._flush()
         text = normalize(" ".join(_readable_text(el)))
-        if text:
+        if is_speakable(text):
             self.pieces[-1].blocks.append(Block("heading", text, line=el.sourceline, level=level))
 
     def _cut_if_anchor(self, el, name: str) -> None:
@@ -601,6 +607,8 @@ class _BlockReader:
         if SCENE_BREAK_TEXT.match(text):
             self._scene()
             return
+        if not is_speakable(text):
+            return  # emoji or punctuation only: nothing to say, nothing to pay for
         if list_item or self.list_depth:
             text = as_sentence(text)
         self.pieces[-1].blocks.append(Block("paragraph", text, line=line))

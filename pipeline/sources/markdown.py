@@ -52,6 +52,7 @@ from pipeline.sources.text import (
     SCENE_BREAK_TEXT,
     as_sentence,
     is_blank,
+    is_speakable,
     normalize,
 )
 
@@ -322,6 +323,8 @@ def _text_block(opener: Token, tok: Token, line: int | None, list_depth: int) ->
         return None
     if SCENE_BREAK_TEXT.match(content):
         return Block("scene", line=line)
+    if not is_speakable(content):
+        return None  # emoji or punctuation only: nothing to say, nothing to pay for
     if opener.type == "heading_open":
         return Block("heading", content, line=line, level=int(opener.tag[1]))
     if opener.type != "paragraph_open" or _FOOTNOTE_DEF.match(tok.content):
