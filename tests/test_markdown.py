@@ -484,3 +484,29 @@ def test_emoji_or_punctuation_only_paragraphs_and_headings_are_not_read():
 def test_a_file_of_emoji_only_has_nothing_to_read(tmp_path):
     problem = problem_of(write(tmp_path, "😀😀🎉\n\n👍🏽\n"))
     assert problem.message.startswith("has no text to read")
+
+
+# ------------------------------------------------------------ sources outside the book
+
+
+def test_sources_outside_the_book_folder_are_warnings(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.sources import source_warnings
+
+    book, outside = tmp_path / "book", tmp_path / "outside"
+    (book / "ch").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.md").write_text("Secret text.\n", encoding="utf-8")
+    (book / "ch" / "01.md").write_text("Inside.\n", encoding="utf-8")
+    (book / "ch" / "link.md").symlink_to(outside / "secret.md")
+    (book / "ch" / "inner.md").symlink_to(book / "ch" / "01.md")
+    (book / "audiobook.yml").write_text(
+        "title: T\nchapters:\n  - ch/01.md\n  - ../outside/secret.md\n  - ch/link.md\n"
+        "  - ch/inner.md\n", encoding="utf-8")
+    warnings = source_warnings(load_config(book / "audiobook.yml"))
+    assert all(w.warning for w in warnings)
+    assert [(w.line, w.key) for w in warnings] == [(4, "chapters[1].source"),
+                                                   (5, "chapters[2].source")]
+    secret = str((outside / "secret.md").resolve())
+    assert f"../outside/secret.md lies outside the book folder, at {secret}" in str(warnings[0])
+    assert f"ch/link.md is a symlink to {secret}" in str(warnings[1])
