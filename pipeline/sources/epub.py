@@ -32,7 +32,8 @@ What is read, and how: the rule of markdown.py, applied to XHTML.
   letters or digits such as "* * *", and a <section> that starts without a
   heading after text are scene breaks;
 - link text is read, URLs never are;
-- skipped: noterefs (epub:type noteref, role doc-noteref, and links whose
+- skipped, by the tables of rules.py that Markdown shares, plus note-mark
+  links: noterefs (epub:type noteref, role doc-noteref, and links whose
   text is only a note mark such as 1, [2], * or a dagger), footnote and
   endnote asides, page-break markers (epub:type pagebreak, role
   doc-pagebreak, class pagenum), hidden text (hidden, aria-hidden,

@@ -9,11 +9,13 @@ What is read, and how (the same rule as EPUB's, see epub.py):
 - skipped: code blocks, tables, images (alt text too), raw HTML blocks,
   footnote definitions ([^1]: ...) and footnote markers ([^1]);
 - inline HTML: the tags are dropped and the text inside them is read, except
-  inside elements that are not prose: page-break markers (epub:type or role
-  pagebreak, class pagenum, ...), note references (epub:type noteref, or a
-  <sup>/<a> linking to "#..." whose text is only a mark like 1, [2], *),
-  hidden elements (hidden, aria-hidden="true", display:none) and script,
-  style, svg, math and similar; <br> is a line break;
+  inside elements that are not prose by the tables of rules.py, which EPUB
+  uses too (page-break markers, note references, footnotes, hidden
+  elements, Gutenberg boilerplate, script, style, svg, math and similar),
+  and a <sup>/<a> linking to "#..." whose text is only a mark like 1, [2],
+  *; <br> is a line break;
+- a heading or paragraph with no letter or digit (emoji or punctuation
+  only) is not read;
 - a thematic break (---, * * *), an <hr> block, or a paragraph made only of
   ornaments such as "⁂" or "~ ~ ~" is a scene break;
 - an HTML comment alone on its line is a voice switch when it reads
@@ -29,6 +31,9 @@ What is read, and how (the same rule as EPUB's, see epub.py):
 A chapter's title is, in order: `title:` in audiobook.yml, the front matter's
 title, the first heading, the file name without a leading number
 ("03-the-storm.md" -> "The Storm").
+
+The file must be a regular file of at most 20 MiB, UTF-8, without NUL bytes
+(see guard.py and read_source_text).
 """
 
 from __future__ import annotations
