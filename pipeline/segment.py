@@ -277,12 +277,14 @@ def atoms_of_paragraph(text: str, language: str, max_chars: int) -> list[Atom]:
 def pack_run(
     atoms: tuple[Atom, ...],
     max_chars: int,
-    is_cached: Callable[[str], bool] = lambda text: False,
+    is_cached: Callable[[str], bool] | None = None,
 ) -> list[tuple[int, int]]:
     """The cheapest packing of atoms into segments: a list of (start, end) atom ranges.
 
     Minimizes (credits still to spend, cut penalty, number of requests),
-    where a segment whose text is_cached costs no credits.
+    where a segment whose text is_cached costs no credits (None: nothing is).
+    The work is linear in the number of atoms times the atoms one request
+    can hold; the inner loop is kept plain for that reason.
     """
     n = len(atoms)
     if n == 0:
@@ -302,6 +304,7 @@ def pack_run(
     best: list[tuple[float, float, float]] = [inf] * (n + 1)
     back = [0] * (n + 1)
     best[0] = (0, 0, 0)
+    unit = CREDIT_CHARS
     for j in range(1, n + 1):
         cut = 0 if j == n else atoms[j - 1].cut
         end = ends[j - 1]
@@ -313,8 +316,10 @@ def pack_run(
             prev = best[i]
             if prev[0] == math.inf:
                 continue
-            text = run_text[starts[i]:end]
-            spend = 0 if is_cached(text) else credits_for(length)
+            if is_cached is not None and is_cached(run_text[starts[i]:end]):
+                spend = 0
+            else:
+                spend = (length + unit - 1) // unit  # credits_for(length), inlined
             cand = (prev[0] + spend, prev[1] + cut, prev[2] + 1)
             if cand < choice:
                 choice, back[j] = cand, i
@@ -348,9 +353,9 @@ def segment_runs(
     segments: list[Segment] = []
     for run in runs:
         def is_cached(text: str, voice: Voice = run.voice) -> bool:
-            return bool(cached_keys) and key_for(voice, text) in cached_keys
+            return key_for(voice, text) in cached_keys
 
-        ranges = pack_run(run.atoms, max_chars, is_cached)
+        ranges = pack_run(run.atoms, max_chars, is_cached if cached_keys else None)
         kept = 0
         for k, (i, j) in enumerate(ranges):
             text = segment_text(run.atoms, i, j)
