@@ -10,6 +10,9 @@ The rule: what reaches the service is what a narrator would read.
   U+2028, U+2029 or a lone CR) is kept, because in verse it is a pause;
   blank lines and spaces at line ends go.
 - Other control characters become spaces.
+- Characters that stand for nothing a voice could say never do either:
+  private-use characters, code points unassigned in this Python's Unicode
+  tables, and U+FFFD (the mark of a decoding error).
 - Bare URLs (http://..., www....) and footnote markers ([^1]) are dropped.
   A source marks other things it drops (a link that is only a URL, an
   image, a page number) with `DROPPED`. Where something was dropped the gap
@@ -71,9 +74,22 @@ _NO_SPACE_BEFORE = ".,;:!?)]\n"
 _NO_SPACE_AFTER = "([\n"
 
 
+def _without_unsayable(text: str) -> str:
+    """Text without private-use or unassigned code points, or U+FFFD.
+
+    Only the distinct characters of the text are looked up, so a long text
+    costs one pass in C plus a lookup per distinct character.
+    """
+    drop = {ord(c): None for c in set(text)
+            if c > "\x7f" and (c == "\ufffd" or unicodedata.category(c) in ("Cn", "Co"))}
+    return text.translate(drop) if drop else text
+
+
 def normalize(text: str) -> str:
     """Clean text for speech, keeping "\\n" as a line break (verse)."""
     text = _INVISIBLE.sub("", text)
+    if not text.isascii():
+        text = _without_unsayable(text)
     text = _LINE_BREAKS.sub("\n", text)
     text = _CONTROL.sub(" ", text)
     text = unicodedata.normalize("NFC", text)
@@ -101,6 +117,15 @@ def _close_gap(match: re.Match[str]) -> str:
     if not before or not after or before in _NO_SPACE_AFTER or after in _NO_SPACE_BEFORE:
         return ""
     return " "
+
+
+def is_speakable(text: str) -> bool:
+    """Whether a voice has anything to say: a letter or digit of any script.
+
+    Punctuation alone, symbols and emoji are not (eSpeak NG says nothing for
+    emoji, and a request of them only would be billed for silence).
+    """
+    return any(c.isalnum() for c in text)
 
 
 def has_invisible(text: str) -> bool:
