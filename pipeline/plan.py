@@ -50,10 +50,20 @@ def _match_chapter(chapters: list[Chapter], word: str) -> list[int] | None:
     if "-" in word and all(p.strip().isdigit() for p in word.split("-", 1)):
         a, b = (int(p) for p in word.split("-", 1))
         return list(range(a - 1, b)) if 1 <= a <= b <= n else None
+    wanted = fold_quotes(word).casefold()
     for i, ch in enumerate(chapters):
-        if word.lower() in (ch.title.lower(), slugify(ch.title)):
+        if wanted in (fold_quotes(ch.title).casefold(), slugify(ch.title)):
             return [i]
     return None
+
+
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'",
+                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
+
+
+def fold_quotes(text: str) -> str:
+    """Typographic quotes as straight ones: a shell user types `Don't`, the book says `Don’t`."""
+    return text.translate(_QUOTES)
 
 
 @dataclass(frozen=True)
@@ -143,11 +153,12 @@ def _chapter_json(cp: ChapterPlan) -> dict:
 
 
 def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
-              chapters: Sequence[str] = ()) -> Plan:
+              chapters: Sequence[str] = (), book: list[Chapter] | None = None) -> Plan:
+    """The plan of the config's chapters, or of `book` when given (`say`'s one chapter)."""
     backend = backend or cfg.backend
     identity = backend_identity(backend)
     resolver = VoiceResolver.for_config(cfg)
-    book = load_chapters(cfg)
+    book = load_chapters(cfg) if book is None else book
     selected = select_chapters(book, chapters)
     lexicon = compile_lexicon(cfg.lexicon)
     cached = frozenset(cache.keys())
