@@ -84,7 +84,11 @@ def exit_code_for(exc: BaseException, state: State) -> int:
     """The one place errors become lines on stderr and an exit code."""
     if isinstance(exc, click.exceptions.Abort) and isinstance(exc.__context__, KeyboardInterrupt):
         exc = exc.__context__
-    if isinstance(exc, AudiobookError):
+    if isinstance(exc, InputError):
+        for problem in exc.problems:  # `check` reports warnings beside the errors
+            click.echo(str(problem) if problem.warning else f"error: {problem}", err=True)
+        code = exc.exit_code
+    elif isinstance(exc, AudiobookError):
         for line in exc.lines():
             click.echo(line if line.startswith("warning:") else f"error: {line}", err=True)
         code = exc.exit_code
@@ -102,6 +106,15 @@ def exit_code_for(exc: BaseException, state: State) -> int:
     return code
 
 
+def _version_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _error_log(exc: BaseException) -> str:
     """pre-commit's error_handler: versions and the traceback in a log file, for a bug report."""
     import platform
@@ -113,7 +126,7 @@ def _error_log(exc: BaseException) -> str:
         path = resolve_cache_dir(user_cache_dir()) / "audiobook-error.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         versions = [f"audiobook-pipeline {__version__}", f"python {platform.python_version()}",
-                    f"platform {platform.platform()}", f"click {click.__version__}"]
+                    f"platform {platform.platform()}", f"click {_version_of('click')}"]
         text = "\n".join(versions + ["", *traceback.format_exception(type(exc), exc,
                                                                      exc.__traceback__)])
         path.write_text(text, encoding="utf-8")

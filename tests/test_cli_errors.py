@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.cli import main
 from pipeline.config import load_config
 from pipeline.errors import InputError
 from pipeline.starter import write_starter
@@ -131,3 +132,73 @@ def test_init_writes_nothing_when_either_file_exists(tmp_path):
         write_starter(tmp_path)
     assert not (tmp_path / "audiobook.yml").exists()
     assert (tmp_path / "chapters" / "01-first-chapter.md").read_text() == "mine"
+
+
+# --- in process, through main(argv) -> int
+
+
+def test_init_prints_the_exact_next_commands(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["init", "my book"]) == 0
+    out = capsys.readouterr().out
+    assert "cd 'my book' && audiobook build" in out
+    assert main(["-c", "my book/audiobook.yml", "-q", "check"]) == 0
+
+
+def test_voices_in_a_fresh_project_says_where_to_get_a_library(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_starter(tmp_path)
+    assert main(["voices"]) == 0
+    out = capsys.readouterr().out
+    assert "Playground" in out and "voices: voices.json" in out and "--backend local" in out
+
+
+def test_voices_backend_local_lists_the_offline_voices(tmp_path, monkeypatch, capsys):
+    import pipeline.tts.local as local
+    from pipeline.voices import VoiceInfo
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(local, "offline_voices", raising=False, value=lambda: [
+        VoiceInfo(1, "en-us", "English (US)", 1, None, "en", ("neutral",))])
+    assert main(["voices", "--backend", "local", "--language", "en"]) == 0
+    assert "English (US)" in capsys.readouterr().out
+
+
+def test_an_internal_error_is_one_line_and_a_log_with_versions(project, monkeypatch, capsys,
+                                                               isolated_cache):
+    import pipeline.plan
+
+    project(GOOD, {"chapters/01.md": CHAPTER})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("wires crossed")
+
+    monkeypatch.setattr(pipeline.plan, "make_plan", broken)
+    assert main(["plan"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: RuntimeError: wires crossed" in err
+    log = (isolated_cache / "audiobook-error.log").read_text()
+    assert "audiobook-pipeline" in log and "python" in log and "wires crossed" in log
+    assert main(["plan", "-v"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_and_says_the_audio_is_kept(project, monkeypatch, capsys):
+    import pipeline.plan
+
+    project(GOOD, {"chapters/01.md": CHAPTER})
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.plan, "make_plan", interrupted)
+    assert main(["build"]) == 130
+    assert "kept in the cache" in capsys.readouterr().err
+
+
+def test_check_exits_0_when_clean_and_2_on_errors(project, capsys):
+    project(GOOD, {"chapters/01.md": CHAPTER})
+    assert main(["check"]) == 0
+    project("titel: x\n" + GOOD)
+    assert main(["check"]) == 2
+    assert capsys.readouterr().err.startswith("error: audiobook.yml:1: titel")
