@@ -150,7 +150,8 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         todo = _chapters_to_render(plan, cover.digest, entries, force, result)
         errors = _render_chapters(plan, cache, todo, jobs, cover, progress, entries, result)
         # Chapters that no longer exist leave the manifest.
-        entries = {i: e for i, e in entries.items() if i <= len(plan.chapters)}
+        planned = {cp.index for cp in plan.chapters}  # credit tracks make index 0 possible
+        entries = {i: e for i, e in entries.items() if i in planned}
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
     finally:
         cover.remove()

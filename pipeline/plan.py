@@ -17,14 +17,14 @@ from dataclasses import astuple, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from pipeline.book import Chapter, Voice, slugify
+from pipeline.book import Block, Chapter, Voice, slugify
 from pipeline.cache import KeyMaker, SegmentCache
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
-from pipeline.sources.text import compile_lexicon
+from pipeline.sources.text import compile_lexicon, normalize
 from pipeline.tts import backend_identity
 
 log = logging.getLogger("pipeline")
@@ -174,8 +174,8 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     problems: list[Problem] = resolver.problems()
     key_for = key_function(backend, identity, resolver.genders())
 
-    def packed(chapter: Chapter) -> _Packed:
-        runs = chapter_runs(chapter, cfg, resolver, lexicon, problems)
+    def packed(chapter: Chapter, context: Config = cfg) -> _Packed:
+        runs = chapter_runs(chapter, context, resolver, lexicon, problems)
         warnings = language_warnings(resolver, chapter, runs)
         return _Packed(chapter.title, chapter.source,
                        tuple(segment_runs(runs, cfg.max_chars, key_for, cached)), tuple(warnings))
@@ -191,15 +191,53 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
         log.warning("%s", warning)
     selected = select_chapters([Chapter(r.title, r.source, ()) for r in results], chapters)
 
-    plans = []
+    opening, closing = credit_tracks(cfg) if book is None else (None, None)
+    numbered = [(n, r) for n, r in enumerate(results, start=1)]
     slugs: set[str] = set()
-    for n, r in enumerate(results, start=1):
+    if opening is not None:  # track 00, before chapter 1; its slug is taken first
+        numbered.insert(0, (0, packed(opening, _narrator_only(cfg))))
+        selected = [i + 1 for i in selected] + ([0] if not chapters else [])
+    if closing is not None:
+        numbered.append((len(results) + 1, packed(closing, _narrator_only(cfg))))
+        selected += [len(numbered) - 1] if not chapters else []
+    plans = []
+    for n, r in numbered:
         slug = _unique(slugify(r.title, f"chapter-{n}"), slugs)
         plans.append(ChapterPlan(n, r.title, slug, r.source, r.segments,
                                  frozenset(s.key for s in r.segments if s.key in cached)))
+    selected = sorted(selected)
     if problems:
         raise InputError(problems)
     return Plan(cfg, backend, identity, tuple(plans), tuple(selected), resolver)
+
+
+def credit_tracks(cfg: Config) -> tuple[Chapter | None, Chapter | None]:
+    """ACX's opening and closing credits as chapters, when `credits:` asks for them.
+
+    Title, author and narrator, read by the narrator (no chapter overrides):
+    their own short tracks, first (00) and last, in the M4B as chapters too.
+    """
+    wanted = getattr(cfg, "credits", None)  # the config branch adds cfg.credits
+    if wanted is None:
+        return None, None
+    by = [f"Written by {cfg.author}." if cfg.author else "",
+          f"Narrated by {cfg.narrator_name}." if cfg.narrator_name else ""]
+
+    def track(title: str, lines: list[str]) -> Chapter:
+        blocks = tuple(Block("paragraph", normalize(line)) for line in lines if line)
+        return Chapter(title, cfg.display, blocks, entry=0)
+
+    opening = track("Opening Credits", [f"{cfg.title}.", *by])
+    closing = track("Closing Credits", ["The end.", f"You have been listening to {cfg.title}.", *by])
+    return (opening if getattr(wanted, "opening", False) else None,
+            closing if getattr(wanted, "closing", False) else None)
+
+
+def _narrator_only(cfg: Config) -> Config:
+    """The config with one entry without overrides: credits are read by the book's narrator."""
+    entry = ChapterEntry(source=cfg.path, display=cfg.display, index=0, line=None,
+                         config_display=cfg.display)
+    return replace(cfg, chapters=(entry,))
 
 
 @dataclass(frozen=True)

@@ -359,3 +359,50 @@ def test_a_partial_build_says_why_there_is_no_m4b(project, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "no M4B written" in result.stderr and "(1)" in result.stderr
     assert not list(tmp_path.glob("build/*.m4b"))
+
+
+def with_credits(cfg_path: Path, opening: bool = True, closing: bool = True):
+    """The config with `credits:` set (YAML once the config branch reads the key)."""
+    from types import SimpleNamespace
+
+    from pipeline.errors import ConfigError
+
+    text = cfg_path.read_text()
+    cfg_path.write_text(text + f"credits: {{opening: {str(opening).lower()}, "
+                               f"closing: {str(closing).lower()}}}\n")
+    try:
+        return load_config(cfg_path)
+    except ConfigError:  # this branch's config does not know the key yet
+        cfg_path.write_text(text)
+        cfg = load_config(cfg_path)
+        object.__setattr__(cfg, "credits", SimpleNamespace(opening=opening, closing=closing))
+        return cfg
+
+
+def test_opening_and_closing_credits_are_their_own_tracks_and_m4b_chapters(project):
+    path = project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b]").replace(
+        "author: Tester", "author: Tester\nnarrator_name: Nell Reader"), {"one.md": ONE, "two.md": TWO})
+    cfg = with_credits(path)
+    with open_cache(cfg) as cache:
+        plan = make_plan(cfg, cache)
+    assert [cp.index for cp in plan.chapters] == [0, 1, 2, 3]
+    opening = " ".join(s.text for s in plan.chapters[0].segments)
+    assert "Test Book" in opening and "Tester" in opening and "Nell Reader" in opening
+    assert all(s.voice.voice == 2072 for s in plan.chapters[0].segments + plan.chapters[3].segments)
+    build(cfg)
+    names = sorted(p.name for p in cfg.output.dir.glob("*.mp3"))
+    assert names == ["00-opening-credits.mp3", "01-the-first.mp3", "02-the-second.mp3",
+                     "03-closing-credits.mp3"]
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
+    assert [c["title"] for c in manifest["book"]["chapters"]] == [
+        "Opening Credits", "The First", "The Second", "Closing Credits"]
+    # A chapter chosen by number is still the chapter `plan` numbers so.
+    with open_cache(cfg) as cache:
+        only = make_plan(cfg, cache, chapters=["2"])
+    assert [only.chapters[i].title for i in only.selected] == ["The Second"]
+    # Credits off again: their files and manifest entries go.
+    cfg = load_config(path)
+    build(cfg)
+    assert sorted(p.name for p in cfg.output.dir.glob("*.mp3")) == names[1:3]
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
+    assert [c["index"] for c in manifest["chapters"]] == [1, 2]
