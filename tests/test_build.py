@@ -406,3 +406,31 @@ def test_opening_and_closing_credits_are_their_own_tracks_and_m4b_chapters(proje
     assert sorted(p.name for p in cfg.output.dir.glob("*.mp3")) == names[1:3]
     manifest = json.loads((cfg.output.dir / "manifest.json").read_text())
     assert [c["index"] for c in manifest["chapters"]] == [1, 2]
+
+
+def test_a_paid_task_whose_text_was_edited_away_is_downloaded_and_kept(project, monkeypatch):
+    """A build killed after creating a task, then the text edited: the next build
+    polls the journalled task (no new create) and keeps its audio."""
+    from emulator_helpers import book_config, create, emulator, remote_env
+
+    from pipeline.tts.audiocleaner import base_url
+
+    config, files = book_config(chapters=1, per_chapter=2)
+    cfg = load_config(project(config, files))
+    orphan = "f" * 64  # the key of text no longer in the book
+    with emulator(latency=0.05, audio_kind="tone") as emu:
+        for name, value in remote_env(emu.url).items():
+            monkeypatch.setenv(name, value)
+        job = create(emu.url, "A sentence the author has since deleted.")["data"]["job_id"]
+        with open_cache(cfg) as cache:
+            cache.set_pending(orphan, {"job_id": job, "base_url": base_url(),
+                                       "created_at": time.time(), "credits": 1})
+        before = emu.stats()["tasks_created"]
+        result = build(cfg)
+        created = emu.stats()["tasks_created"] - before
+    with open_cache(cfg) as cache:
+        plan_keys = {s.key for cp in make_plan(cfg, cache).chapters for s in cp.segments}
+        assert orphan in cache and orphan not in cache.pending_keys()
+    assert created == len(plan_keys)  # the orphan cost no new task
+    assert result.synthesis.tasks_resumed == 1
+    assert result.segments_synthesized == len(plan_keys)
