@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -141,7 +142,7 @@ class Progress:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.tty = sys.stderr.isatty() and not os.environ.get("CI")
-        self.bar = None
+        self.bar: Any = None  # click's ProgressBar while one is shown
         self.label = ""
         self.total = 0
         self.done = 0
@@ -360,7 +361,9 @@ def library_of(config: Path) -> Path | None:
 
 def offline_voices() -> list:
     try:
-        from pipeline.tts.local import offline_voices as listed  # the engine branch adds it
+        from pipeline.tts.local import (  # type: ignore[attr-defined,unused-ignore]
+            offline_voices as listed,  # the engine branch adds it
+        )
     except ImportError:
         raise InputError(Problem("--backend local", None, None,
                                  "this version cannot list the offline voices yet; any voice id "

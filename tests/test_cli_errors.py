@@ -4,6 +4,7 @@ test_config.py."""
 
 from __future__ import annotations
 
+import click
 import pytest
 
 from pipeline.cli import main
@@ -202,3 +203,14 @@ def test_check_exits_0_when_clean_and_2_on_errors(project, capsys):
     project("titel: x\n" + GOOD)
     assert main(["check"]) == 2
     assert capsys.readouterr().err.startswith("error: audiobook.yml:1: titel")
+
+
+def test_every_option_of_the_core_commands_has_help_text():
+    from pipeline.cli import cli
+
+    owned = ["init", "check", "plan", "build", "voices", "say"]
+    missing = [f"{name} {p.opts[0]}" for name in owned for p in cli.commands[name].params
+               if isinstance(p, click.Option) and not p.help]
+    missing += [f"audiobook {p.opts[0]}" for p in cli.params
+                if isinstance(p, click.Option) and not p.help]
+    assert not missing
