@@ -49,3 +49,96 @@ def test_options_work_before_and_after_the_command(project, capsys):
     before = capsys.readouterr().out
     assert main(["plan", "--json", "-q"]) == 0
     assert capsys.readouterr().out == before
+
+
+# --- the plan memo
+
+MEMO_CONFIG = """\
+narrator: {voice: 2072}
+lexicon: {lamp: lantern}
+output: {formats: [mp3], loudness: none}
+chapters:
+  - source: one.md
+  - source: two.md
+"""
+
+
+def _plan(cfg_path):
+    from pipeline.cache import open_cache
+    from pipeline.config import load_config
+    from pipeline.plan import make_plan
+
+    cfg = load_config(cfg_path)
+    with open_cache(cfg) as cache:
+        return make_plan(cfg, cache)
+
+
+def _fill_cache(plan) -> None:
+    from pipeline.build import synthesize
+    from pipeline.cache import open_cache
+
+    with open_cache(plan.cfg) as cache:
+        synthesize(plan, cache)
+
+
+@pytest.fixture
+def memo_project(project, monkeypatch):
+    path = project(MEMO_CONFIG, {"one.md": "# One\n\nThe lamp was lit.\n",
+                                 "two.md": "# Two\n\nThe stair was dark.\n"})
+    _fill_cache(_plan(path))
+    return path
+
+
+def _no_reading(monkeypatch):
+    import pipeline.plan
+
+    def refuse(entry):
+        raise AssertionError(f"read {entry.display} again")
+
+    monkeypatch.setattr(pipeline.plan, "load_entry", refuse)
+
+
+def test_an_unchanged_cached_book_is_planned_from_the_memo(memo_project, monkeypatch):
+    fresh = _plan(memo_project).as_json()
+    _no_reading(monkeypatch)
+    assert _plan(memo_project).as_json() == fresh
+
+
+def test_an_edited_source_is_read_again(memo_project, monkeypatch):
+    import pipeline.plan
+
+    read = []
+    real = pipeline.plan.load_entry
+    monkeypatch.setattr(pipeline.plan, "load_entry", lambda e: read.append(e.display) or real(e))
+    (memo_project.parent / "two.md").write_text("# Two\n\nThe stair was very dark.\n")
+    texts = [s["text"] for c in _plan(memo_project).as_json()["chapters"] for s in c["segments"]]
+    assert read == ["two.md"] and "The stair was very dark." in texts
+
+
+def test_a_config_change_plans_afresh(memo_project):
+    memo_project.write_text(memo_project.read_text().replace("lantern", "torch"))
+    texts = [s["text"] for c in _plan(memo_project).as_json()["chapters"] for s in c["segments"]]
+    assert "The torch was lit." in texts
+
+
+def test_a_segment_gone_from_the_cache_plans_afresh(memo_project, monkeypatch):
+    import pipeline.plan
+    from pipeline.cache import open_cache
+
+    plan = _plan(memo_project)
+    with open_cache(plan.cfg) as cache:
+        cache.prune({s.key for s in plan.chapters[1].segments})
+    read = []
+    real = pipeline.plan.load_entry
+    monkeypatch.setattr(pipeline.plan, "load_entry", lambda e: read.append(e.display) or real(e))
+    after = _plan(memo_project)
+    assert read == ["one.md"]  # packing depends on the cache: this entry is packed again
+    assert after.chapters[0].cached == frozenset()
+    assert after.as_json()["chapters"][1] == plan.as_json()["chapters"][1]
+
+
+def test_a_damaged_memo_is_ignored(memo_project, isolated_cache):
+    fresh = _plan(memo_project).as_json()
+    for memo in (isolated_cache / "plans").glob("*.json"):
+        memo.write_text("{not json")
+    assert _plan(memo_project).as_json() == fresh
