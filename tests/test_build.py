@@ -82,6 +82,7 @@ def mtimes(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
 
 
+@pytest.mark.slow
 def test_build_writes_real_speech_and_a_second_build_does_nothing(project):
     cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
     cfg = load_config(cfg_path)
@@ -106,6 +107,7 @@ def test_build_writes_real_speech_and_a_second_build_does_nothing(project):
     assert mtimes(out) == before
 
 
+@pytest.mark.slow
 def test_plan_says_exactly_what_build_does(project):
     cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
     cfg = load_config(cfg_path)
@@ -163,6 +165,7 @@ def test_lexicon_rewrites_the_text_sent(project):
     assert "Doctor Lee wrote sequel and Sequel all day." in texts
 
 
+@pytest.mark.slow
 def test_chapter_selection_builds_only_those(project):
     cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
     result = build(cfg, ["2"])
@@ -194,6 +197,7 @@ def test_cli_exit_codes_for_budget_offline_and_bad_chapter(project, tmp_path):
     assert json.loads(again.stdout)["segments_synthesized"] == 0
 
 
+@pytest.mark.slow
 def test_plan_json_has_the_contract_shape(project, tmp_path):
     project(CONFIG, {"one.md": ONE, "two.md": TWO})
     result = run_cli("plan", "--json", cwd=tmp_path)
@@ -274,6 +278,7 @@ def test_cache_commands(project, tmp_path, args):
     assert json.loads(run_cli(*args, cwd=tmp_path).stdout)["segments"] == 0
 
 
+@pytest.mark.slow
 def test_a_build_clears_temporary_files_that_a_killed_build_left(project):
     cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -309,6 +314,7 @@ class _LoseOneSegment:
         pass
 
 
+@pytest.mark.slow
 def test_a_segment_lost_before_rendering_is_made_again_and_the_output_equals_a_clean_build(
         project, caplog):
     cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
@@ -333,6 +339,7 @@ def _chapters_made(cfg) -> list[tuple]:
             for c in manifest["chapters"]]
 
 
+@pytest.mark.slow
 def test_a_lost_segment_is_not_made_again_past_max_credits(project):
     cfg = load_config(project(CONFIG, {"one.md": ONE, "two.md": TWO}))
     build(cfg)
@@ -353,6 +360,7 @@ def test_every_build_records_its_config_for_prune(project, monkeypatch):
     assert seen and seen[0][0] == str(cfg.path.resolve()) and seen[0][1] == "local"
 
 
+@pytest.mark.slow
 def test_a_partial_build_says_why_there_is_no_m4b(project, tmp_path):
     project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b]"), {"one.md": ONE, "two.md": TWO})
     result = run_cli("build", "1", cwd=tmp_path)
@@ -379,6 +387,7 @@ def with_credits(cfg_path: Path, opening: bool = True, closing: bool = True):
         return cfg
 
 
+@pytest.mark.slow
 def test_opening_and_closing_credits_are_their_own_tracks_and_m4b_chapters(project):
     path = project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b]").replace(
         "author: Tester", "author: Tester\nnarrator_name: Nell Reader"), {"one.md": ONE, "two.md": TWO})
@@ -408,6 +417,7 @@ def test_opening_and_closing_credits_are_their_own_tracks_and_m4b_chapters(proje
     assert [c["index"] for c in manifest["chapters"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_paid_task_whose_text_was_edited_away_is_downloaded_and_kept(project, monkeypatch):
     """A build killed after creating a task, then the text edited: the next build
     polls the journalled task (no new create) and keeps its audio."""

@@ -36,6 +36,7 @@ def test_say_and_build_send_the_same_text_for_the_same_input(project, tmp_path):
     assert built == said["texts"] == ["We flew to the Big Apple at dawn."]
 
 
+@pytest.mark.slow
 def test_say_writes_speech_in_each_format(project, tmp_path):
     cfg = load_config(project(CONFIG, {"one.md": "Text.\n"}))
     for suffix in (".mp3", ".wav", ".m4a"):
