@@ -32,6 +32,7 @@ class State:
     config: Path = Path("audiobook.yml")
     verbose: bool = False
     quiet: bool = False
+    config_given: bool = False  # -c was passed: a missing file is an error, even for `say`
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
@@ -56,6 +57,7 @@ def _set_state(ctx: click.Context, param: click.Parameter, value: object) -> Non
     if value is None or value is False:
         return  # not given here: keep what the group (or the default) said
     setattr(state, param.name or "", value)
+    state.config_given = state.config_given or param.name == "config"
     _setup_logging(state.verbose, state.quiet)
 
 
@@ -388,7 +390,7 @@ def say(state: State, text: str, out: Path, voice: str | None, emotion: str | No
     """Speak TEXT into a file, through the same stages and cache as a build."""
     from pipeline.say import say as run_say
 
-    cfg = _config(state) if state.config.exists() else None
+    cfg = _config(state) if state.config_given or state.config.exists() else None
     settings = {k: v for k, v in {"voice": voice, "emotion": emotion, "speed": speed,
                                   "language": language}.items() if v is not None}
     result = run_say(cfg, text, out, settings, backend)

@@ -80,3 +80,10 @@ def test_say_with_a_config_uses_its_cast(project, tmp_path, capsys):
     assert main(["-q", "plan", "--json"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out[out.index("{"):])["title"] == "Say Book"
+
+
+def test_say_with_a_named_config_that_is_missing_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["say", "Hi", "-o", "x.wav", "-c", "nope.yml"]) == 2
+    assert "nope.yml" in capsys.readouterr().err
+    assert not (tmp_path / "x.wav").exists()
