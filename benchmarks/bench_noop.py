@@ -47,6 +47,23 @@ def timed(args: list[str], cwd: Path) -> tuple[float, float, str]:
     return wall, cpu, proc.stdout
 
 
+def in_process(folder: Path) -> tuple[float, float]:
+    """(wall, CPU) of the library's no-op build(), imports excluded: what the work costs."""
+    from pipeline.build import build
+    from pipeline.config import load_config
+
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = build(load_config(folder / "audiobook.yml"))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        os.chdir(cwd)
+    assert result.segments_synthesized == 0 and result.chapters_written == 0
+    return wall, cpu
+
+
 def _env() -> dict[str, str]:
     # As installed: bytecode is cached (a dev shell may forbid writing it);
     # the cache goes to a temp folder, not into the source tree.
@@ -88,12 +105,16 @@ def main() -> None:
             assert summary["segments_synthesized"] == 0 and summary["chapters_written"] == 0, summary
             noops.append(run)
         version = timed(["--version"], folder)
+        library = [in_process(folder) for _ in range(args.repeat)]
         print(f"book: {len(manifest['chapters'])} chapters, {characters} characters, "
               f"{hours:.1f} h of audio")
         print(f"first build: {first:.1f} s" if first else "first build: reused")
         print(f"--version:     {version[0]:.2f} s wall, {version[1]:.2f} s CPU (start-up floor)")
         print(f"plan:          {_median(plans)}")
         print(f"no-op build:   {_median(noops)}")
+        print(f"build() call:  median {statistics.median(r[0] for r in library):.2f} s wall, "
+              f"{statistics.median(r[1] for r in library):.2f} s CPU, of {len(library)} "
+              "(in process, modules already imported; ffmpeg's CPU not counted)")
 
 
 if __name__ == "__main__":
