@@ -127,9 +127,13 @@ def _left(max_credits: int | None, made: SynthesisReport) -> int | None:
 
 def remake(plan: Plan, cache: SegmentCache, keys: Sequence[str], jobs: int,
            max_credits: int | None, offline: bool, progress: Progress) -> SynthesisReport:
-    """Make again the segments the renderer found missing or damaged."""
-    wanted = set(keys)
-    to_send = [(cp, s) for cp, s in plan.to_send() if s.key in wanted]
+    """Make again the segments the renderer found missing or damaged.
+
+    `plan` was made after the loss, so its to_send() is what the cache lacks
+    now: the reported keys, and any other the renderer stopped before seeing.
+    """
+    to_send = plan.to_send()
+    log.debug("the renderer reported %d missing: %s", len(keys), ", ".join(k[:12] for k in keys))
     cost = sum(s.credits for _, s in to_send)
     price = "free on the offline backend" if plan.backend == "local" else f"{cost} credit(s)"
     log.warning("%d segment(s) were missing or damaged in the cache; making them again (%s)",
