@@ -370,7 +370,12 @@ def offline_voices() -> list:
         raise InputError(Problem("--backend local", None, None,
                                  "this version cannot list the offline voices yet; any voice id "
                                  "works offline (eSpeak NG picks a variant from it)")) from None
-    return list(listed())
+    from pipeline.voices import VoiceInfo, voices_from_records
+
+    found = list(listed())
+    if all(isinstance(v, VoiceInfo) for v in found):
+        return found
+    return voices_from_records(found, "the offline voices")
 
 
 @cli.command()

@@ -4,6 +4,8 @@ test_config.py."""
 
 from __future__ import annotations
 
+import json
+
 import click
 import pytest
 
@@ -171,10 +173,18 @@ def test_voices_backend_local_lists_the_offline_voices(tmp_path, monkeypatch, ca
     from pipeline.voices import VoiceInfo
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(local, "offline_voices", raising=False, value=lambda: [
-        VoiceInfo(1, "en-us", "English (US)", 1, None, "en", ("neutral",))])
-    assert main(["voices", "--backend", "local", "--language", "en"]) == 0
-    assert "English (US)" in capsys.readouterr().out
+    records = [{"id": 1, "name": "en-us", "display_name": "English (US)", "gender": 1, "age": None,
+                "language": "all", "emotion": ["neutral", "happy"]},
+               {"id": 2, "name": "en-gb", "display_name": "English (GB)", "gender": 2, "age": None,
+                "language": "all", "emotion": ["neutral"]}]
+    monkeypatch.setattr(local, "offline_voices", raising=False, value=lambda: records)
+    assert main(["voices", "--backend", "local", "--gender", "female"]) == 0
+    out = capsys.readouterr().out
+    assert "English (GB)" in out and "English (US)" not in out
+    monkeypatch.setattr(local, "offline_voices", raising=False,
+                        value=lambda: [VoiceInfo(3, "x", "Library Shape", 1, None, "en", ())])
+    assert main(["voices", "--backend", "local", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["display_name"] == "Library Shape"
 
 
 def test_an_internal_error_is_one_line_and_a_log_with_versions(project, monkeypatch, capsys,
