@@ -30,7 +30,7 @@ class SynthesisReport:
     segments_synthesized: int = 0
     segments_cached: int = 0
     credits_spent: int = 0
-    tasks_resumed: int = 0  # paid tasks of text that has since left the plan, kept in the cache
+    orphans_kept: int = 0  # paid tasks of text that has since left the plan, kept in the cache
     backend_stats: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -46,7 +46,7 @@ class SynthesisReport:
             stats[name] = old + value if both_counts else value
         return SynthesisReport(self.segments_synthesized + other.segments_synthesized,
                                self.segments_cached, self.credits_spent + other.credits_spent,
-                               self.tasks_resumed + other.tasks_resumed, stats)
+                               self.orphans_kept + other.orphans_kept, stats)
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class BuildResult:
             "chapters_unchanged": self.chapters_unchanged,
             "outputs": self.outputs,
             **self.synthesis.backend_stats,
-            "tasks_resumed": self.synthesis.tasks_resumed,
+            "orphan_tasks_kept": self.synthesis.orphans_kept,
             "book_written": self.output.book_written,
         }
 
@@ -176,7 +176,7 @@ def _send(plan: Plan, cache: SegmentCache, to_send: list, jobs: int, max_credits
     report = make_audio(plan.backend, plan.identity, plan.resolver.genders(), requests + orphans,
                         cache, jobs, progress, max_credits)
     resumed = sum(1 for r in orphans if r.key in cache)
-    report.tasks_resumed = resumed
+    report.orphans_kept = resumed
     report.segments_synthesized -= resumed
     return report
 

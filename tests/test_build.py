@@ -442,5 +442,5 @@ def test_a_paid_task_whose_text_was_edited_away_is_downloaded_and_kept(project, 
         plan_keys = {s.key for cp in make_plan(cfg, cache).chapters for s in cp.segments}
         assert orphan in cache and orphan not in cache.pending_keys()
     assert created == len(plan_keys)  # the orphan cost no new task
-    assert result.synthesis.tasks_resumed == 1
+    assert result.synthesis.orphans_kept == 1 and result.as_json()["orphan_tasks_kept"] == 1
     assert result.segments_synthesized == len(plan_keys)
