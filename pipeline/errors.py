@@ -249,3 +249,20 @@ class ValidationError(ValueError):
 
 class SynthesisIncomplete(AudiobookError):
     """The offline engine stopped before the end of a text; the partial audio is dropped."""
+
+
+# --- core
+
+
+class SegmentMissing(AudiobookError):
+    """The renderer found segments missing or damaged in the cache.
+
+    build() catches it once: it makes exactly these segments again and renders
+    again. Seen by the user only when the second attempt fails too.
+    """
+
+    def __init__(self, keys: list[str] | tuple[str, ...]):
+        self.keys = list(dict.fromkeys(keys))
+        shown = ", ".join(k[:12] for k in self.keys[:3]) + (" ..." if len(self.keys) > 3 else "")
+        super().__init__(f"{len(self.keys)} segment(s) left the cache or were damaged during the "
+                         f"build ({shown}); build again")

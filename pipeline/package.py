@@ -27,7 +27,7 @@ from pipeline import __version__, audio
 from pipeline.book import slugify
 from pipeline.cache import SegmentCache
 from pipeline.config import Config, Pauses
-from pipeline.errors import AudiobookError, InputError, Problem
+from pipeline.errors import AudiobookError, InputError, Problem, SegmentMissing
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
@@ -148,7 +148,8 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         todo = _chapters_to_render(plan, cover.digest, entries, force, result)
         errors = _render_chapters(plan, cache, todo, jobs, cover, progress, entries, result)
         # Chapters that no longer exist leave the manifest.
-        entries = {i: e for i, e in entries.items() if i <= len(plan.chapters)}
+        planned = {cp.index for cp in plan.chapters}  # credit tracks make index 0 possible
+        entries = {i: e for i, e in entries.items() if i in planned}
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
     finally:
         cover.remove()
@@ -265,14 +266,16 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     out = cfg.output.dir / job.name
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    missing: list[str] = []
+
     def parts():
         yield pauses.chapter_head_ms
         for k, seg in enumerate(cp.segments):
             stored = cache.get(seg.key)
-            if stored is None:  # pruned by another process mid-build
-                raise AudiobookError(f"segment {seg.key[:12]} left the cache during the build "
-                                     "(a `cache prune` or `clear` at the same time?); build again")
-            yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            if stored is None:  # pruned or damaged: build() makes these again
+                missing.append(seg.key)
+            elif not missing:
+                yield audio.trim(audio.decode(stored.data, stored.format, rate))
             last = k == len(cp.segments) - 1
             yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
 
@@ -280,6 +283,8 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     # whole chapter after the gain, so its level is the same in every file.
     stitched = audio.stitch(parts(), rate, out.parent, tone=False)
     try:
+        if missing:
+            raise SegmentMissing(missing)
         _refuse_too_long(target, cp, stitched)
         treatment = treatment_for(target, stitched, audio.raw_levels(stitched.path, rate))
         tags = chapter_tags(plan, cp)
@@ -292,6 +297,38 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     finally:
         stitched.path.unlink(missing_ok=True)
     return _manifest_entry(job, stitched.frames, levels)
+
+
+def render_to(plan: Plan, cp: ChapterPlan, cache: SegmentCache, out: Path, *,
+              loudness: Target | None = None) -> dict:
+    """One chapter's segments and pauses into out (.mp3, .wav or .m4a), for `say`.
+
+    No loudness treatment when loudness is None. (core branch: a thin
+    stand-in over the stitcher until the outputs branch's renderer lands.)
+    """
+    rate = plan.cfg.output.sample_rate
+    pauses = plan.cfg.pauses
+    missing: list[str] = []
+
+    def parts():
+        for k, seg in enumerate(cp.segments):
+            stored = cache.get(seg.key)
+            if stored is None:
+                missing.append(seg.key)
+            elif not missing:
+                yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            if k < len(cp.segments) - 1:
+                yield pauses.ms(seg.pause_after)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stitched = audio.stitch(parts(), rate, out.parent)
+    try:
+        if missing:
+            raise SegmentMissing(missing)
+        audio.encode_file(stitched, out, plan.cfg.output.bitrate)
+    finally:
+        stitched.path.unlink(missing_ok=True)
+    return {"file": str(out), "frames": stitched.frames, "duration_ms": stitched.duration_ms}
 
 
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
@@ -320,6 +357,9 @@ def _manifest_entry(job: Job, frames: int, levels: audio.Levels) -> dict:
 def _combined(errors: list[AudiobookError]) -> AudiobookError:
     if len(errors) == 1:
         return errors[0]
+    lost = [k for e in errors if isinstance(e, SegmentMissing) for k in e.keys]
+    if lost:  # the one error build() can repair, so it comes first
+        return SegmentMissing(lost)
     if all(isinstance(e, InputError) for e in errors):
         return InputError([p for e in errors for p in e.problems])
     return errors[0]

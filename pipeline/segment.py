@@ -34,11 +34,13 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
-
-import pysbd
+from typing import TYPE_CHECKING
 
 from pipeline.book import Voice
 from pipeline.sources.text import is_speakable
+
+if TYPE_CHECKING:
+    import pysbd
 
 CREDIT_CHARS = 100
 
@@ -111,6 +113,8 @@ class Segment:
 
 @lru_cache(maxsize=16)
 def _segmenter(language: str) -> pysbd.Segmenter:
+    import pysbd  # here: a no-op build reads its plan from the memo and never segments
+
     return pysbd.Segmenter(language=_PYSBD_LANG.get(language, "en"), clean=False, char_span=True)
 
 

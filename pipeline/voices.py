@@ -63,6 +63,11 @@ def load_library(path: Path, display: str | None = None) -> list[VoiceInfo]:
     if not isinstance(records, list):
         raise InputError(Problem(display, None, "data.records",
                                  "no voice list found; expected data.records[] as in the API guide"))
+    return voices_from_records(records, display)
+
+
+def voices_from_records(records: list, display: str) -> list[VoiceInfo]:
+    """VoiceInfos from the API's voice records (a library file's, or the offline table's)."""
     voices = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), int) or isinstance(rec.get("id"), bool):

@@ -159,7 +159,8 @@ def test_voices_needs_only_the_voices_key_or_a_file(tmp_path):
     assert [v["id"] for v in json.loads(listed.stdout)] == [3104]
     (tmp_path / "audiobook.yml").write_text("title: No voices\n")
     missing = run_cli("voices", cwd=tmp_path)
-    assert missing.returncode == 2 and "voices: no voice library" in missing.stderr
+    # Not an error (core brief, issue 16): it says where a library comes from.
+    assert missing.returncode == 0 and "Playground" in missing.stdout
     direct = run_cli("voices", "--file", "lib.json", "--json", cwd=tmp_path)
     assert [v["id"] for v in json.loads(direct.stdout)] == [2072, 2080, 3104]
 

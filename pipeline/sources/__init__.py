@@ -10,24 +10,16 @@ from pipeline.book import Chapter
 from pipeline.errors import InputError, Problem
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
+    from pipeline.config import ChapterEntry, Config
 
 
 def load_chapters(cfg: Config) -> list[Chapter]:
     """Every chapter of every source, in order; all source problems at once."""
-    from pipeline.sources.markdown import load_markdown
-
     chapters: list[Chapter] = []
     problems: list[Problem] = []
     for entry in cfg.chapters:
         try:
-            if entry.source.suffix.lower() == ".epub":
-                from pipeline.sources.epub import load_epub
-
-                chapters += load_epub(entry.source, entry.display, entry=entry)
-            else:
-                chapters.append(load_markdown(entry.source, entry.display, entry.title,
-                                              entry.index, entry.line))
+            chapters += load_entry(entry)
         except InputError as exc:
             problems += exc.problems
     if problems:
@@ -58,3 +50,14 @@ def source_warnings(cfg: Config) -> list[Problem]:
             "to the service. Move the file into the book folder if that is not meant",
             warning=True))
     return warnings
+
+
+def load_entry(entry: ChapterEntry) -> list[Chapter]:
+    """The chapters of one config entry: one for Markdown, the selected spine for an EPUB."""
+    if entry.source.suffix.lower() == ".epub":
+        from pipeline.sources.epub import load_epub
+
+        return list(load_epub(entry.source, entry.display, entry=entry))
+    from pipeline.sources.markdown import load_markdown
+
+    return [load_markdown(entry.source, entry.display, entry.title, entry.index, entry.line)]
