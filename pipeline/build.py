@@ -50,6 +50,8 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
     progress = progress or LogProgress()
     with open_cache(cfg) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
+        # Before spending: prune keeps what this config uses under this backend.
+        cache.record_use(str(cfg.path), plan.backend, plan.identity)
         result = BuildResult()
         synthesize(plan, cache, jobs, max_credits, offline, progress, result)
         written = package.write_outputs(plan, cache, jobs, force, progress)

@@ -87,3 +87,19 @@ class BackendUnavailable(AudiobookError):
 
 class AudioToolError(AudiobookError):
     """ffmpeg is missing or failed."""
+
+# --- store
+
+
+class CacheDamaged(AudiobookError):
+    """The segment store is damaged in a way a build cannot work around alone."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(f"{message}; {fix}")
+        self.message = message
+        self.fix = fix
+
+    def lines(self) -> list[str]:
+        return [self.message, self.fix]

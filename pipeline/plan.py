@@ -143,9 +143,11 @@ def _chapter_json(cp: ChapterPlan) -> dict:
 
 
 def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
-              chapters: Sequence[str] = ()) -> Plan:
+              chapters: Sequence[str] = (), identity: str | None = None) -> Plan:
+    """identity: the backend's service as recorded by an earlier build (cache prune);
+    default: the one this environment points at."""
     backend = backend or cfg.backend
-    identity = backend_identity(backend)
+    identity = identity or backend_identity(backend)
     resolver = VoiceResolver.for_config(cfg)
     book = load_chapters(cfg)
     selected = select_chapters(book, chapters)
