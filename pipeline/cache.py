@@ -632,7 +632,8 @@ def _legacy_damaged(legacy: Path, db: Path, why: str, vals: list[Path]) -> Cache
     paid = sum(c for c in (_legacy_credits(p) for p in vals) if c)
     return CacheDamaged(
         f"the cache index {db} is damaged ({why}); the {len(vals)} audio file(s) beside it "
-        f"({paid} credit(s) of paid audio) can no longer be matched to their segments",
+        f"({paid} credit(s) of paid audio) can no longer be matched to their segments, and "
+        "short entries kept inside it are lost",
         f"run `audiobook cache verify --repair` to set {legacy} aside and go on; the next build "
         "makes those segments again (a remote backend charges for them again)")
 
@@ -649,12 +650,12 @@ def _legacy_credits(path: Path) -> int | None:
 
 
 def _set_aside_legacy(legacy: Path) -> list[Damage]:
-    vals = _legacy_val_files(legacy)
+    costs = {p: _legacy_credits(p) for p in _legacy_val_files(legacy)}
     aside = legacy.with_name(f"{legacy.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
     os.replace(legacy, aside)
     log.warning("set the damaged old store aside in %s", aside)
     return [Damage(p.stem, str(aside / p.relative_to(legacy)),
-                   "the old index is damaged; set aside", _legacy_credits(p)) for p in vals]
+                   "the old index is damaged; set aside", cost) for p, cost in costs.items()]
 
 
 def lease_alive(info: dict) -> bool:
