@@ -48,7 +48,7 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
           progress: Progress | None = None) -> BuildResult:
     progress = progress or LogProgress()
-    with open_cache(cfg) as cache, cache.shared():
+    with open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
         # Before spending: prune keeps what this config uses under this backend.
         cache.record_use(str(cfg.path), plan.backend, plan.identity)

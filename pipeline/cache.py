@@ -44,6 +44,7 @@ from pipeline.errors import CacheDamaged
 
 if TYPE_CHECKING:
     from pipeline.config import Config
+    from pipeline.remote_cache import RemoteCache
 
 log = logging.getLogger("pipeline.cache")
 
@@ -218,7 +219,22 @@ def read_entry(path: Path, key: str) -> tuple[dict, bytes]:
     size = path.stat().st_size  # FileNotFoundError: simply missing
     if size > MAX_ENTRY_BYTES:
         raise EntryDamaged(f"it is {size} bytes, more than any segment")
-    raw = path.read_bytes()
+    return parse_entry(path.read_bytes(), key)
+
+
+def entry_bytes(key: str, audio: CachedAudio) -> bytes:
+    """An entry as stored, locally and remotely: a JSON header line, then the audio."""
+    header = {
+        "entry_format": ENTRY_FORMAT, "key": key,
+        "sha256": hashlib.sha256(audio.data).hexdigest(), "size": len(audio.data),
+        "format": audio.format, "credits": audio.credits, "backend": audio.backend,
+        "created": round(time.time(), 3),
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + audio.data
+
+
+def parse_entry(raw: bytes, key: str) -> tuple[dict, bytes]:
+    """(header, audio bytes) of an entry's bytes, checked; EntryDamaged if it is not whole."""
     head, newline, data = raw.partition(b"\n")
     if not newline:
         raise EntryDamaged("it has no header (truncated)")
@@ -242,8 +258,10 @@ def read_header(path: Path, key: str) -> dict:
 
 
 class SegmentCache:
-    def __init__(self, directory: Path, repair: bool = False):
+    def __init__(self, directory: Path, repair: bool = False,
+                 remote: RemoteCache | None = None):
         self.directory = Path(directory)
+        self.remote = remote  # the fleet tier (remote_cache.py), read- and write-through
         self.directory.mkdir(parents=True, exist_ok=True)
         readme = self.directory / "README.txt"
         if not readme.exists() or _LEGACY_README_MARK in readme.read_text("utf-8", "replace"):
@@ -273,6 +291,11 @@ class SegmentCache:
                     yield name[: -len(_SUFFIX)], Path(entry.path)
 
     def keys(self) -> set[str]:
+        """Every key a build can get: this folder's, and the remote tier's."""
+        local = self.local_keys()
+        return local | self.remote.keys() if self.remote is not None else local
+
+    def local_keys(self) -> set[str]:
         return {key for key, _ in self._entry_files()}
 
     def get(self, key: str) -> CachedAudio | None:
@@ -286,7 +309,7 @@ class SegmentCache:
             before = path.stat()
             meta, data = read_entry(path, key)
         except FileNotFoundError:
-            return None
+            return self._get_remote(key)
         except (EntryDamaged, OSError) as exc:
             reason = exc.reason if isinstance(exc, EntryDamaged) else f"it cannot be read ({exc})"
             credits = exc.credits if isinstance(exc, EntryDamaged) else None
@@ -294,9 +317,24 @@ class SegmentCache:
             log.warning("cache entry %s is damaged: %s; dropped it, it will be made again (%s)",
                         key[:12], reason, damage.cost())
             self._drop_if_unchanged(path, before)
+            return self._get_remote(key)
+        return _cached_audio(meta, data)
+
+    def _get_remote(self, key: str) -> CachedAudio | None:
+        """Read-through: a checked remote entry is kept locally as well."""
+        if self.remote is None:
             return None
-        return CachedAudio(data, str(meta.get("format", "")), int(meta.get("credits", 0)),
-                           str(meta.get("backend", "")))
+        raw = self.remote.get(key)
+        if raw is None:
+            return None
+        try:
+            meta, data = parse_entry(raw, key)
+        except EntryDamaged as exc:
+            log.warning("remote cache entry %s is damaged: %s; it will be made again",
+                        key[:12], exc.reason)
+            return None
+        _write_atomically(self._path(key), raw)
+        return _cached_audio(meta, data)
 
     def _drop_if_unchanged(self, path: Path, seen: os.stat_result) -> None:
         # Another build may have just replaced the damaged file with a good one.
@@ -307,17 +345,13 @@ class SegmentCache:
                 path.unlink()
 
     def __contains__(self, key: str) -> bool:
-        return self._path(key).is_file()
+        return self._path(key).is_file() or (self.remote is not None and key in self.remote)
 
     def put(self, key: str, audio: CachedAudio) -> None:
-        header = {
-            "entry_format": ENTRY_FORMAT, "key": key,
-            "sha256": hashlib.sha256(audio.data).hexdigest(), "size": len(audio.data),
-            "format": audio.format, "credits": audio.credits, "backend": audio.backend,
-            "created": round(time.time(), 3),
-        }
-        head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-        _write_atomically(self._path(key), head + b"\n" + audio.data)
+        raw = entry_bytes(key, audio)
+        _write_atomically(self._path(key), raw)
+        if self.remote is not None:
+            self.remote.put(key, raw)  # write-through: the fleet pays once too
 
     def entry_credits(self, key: str) -> int | None:
         """What an entry cost, from its header; None when unreadable."""
@@ -370,12 +404,16 @@ class SegmentCache:
         """
         mine = {**holder, "pid": os.getpid(), "host": socket.gethostname(),
                 "time": time.time(), "ttl_s": float(ttl_s), "token": uuid.uuid4().hex}
+        if self.remote is not None and self.remote.available:
+            held = self.remote.lease(key, mine)
+            if held is not False:  # the remote answered: it speaks for the fleet
+                return held
         path = self._leases / f"{key}.json"
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
-            if current is not None and lease_alive(current) and not _is_mine(current):
+            if current is not None and lease_alive(current) and not is_mine(current):
                 return current
-            if current is not None and not _is_mine(current):
+            if current is not None and not is_mine(current):
                 log.info("taking over the lease on segment %s from pid %s on %s (%s)",
                          key[:12], current.get("pid"), current.get("host"),
                          "expired" if _expired(current) else "process gone")
@@ -384,24 +422,34 @@ class SegmentCache:
 
     def lease_info(self, key: str) -> dict | None:
         """The live lease on key (whoever holds it), or None."""
+        if self.remote is not None and self.remote.available:
+            found = self.remote.lease_info(key)
+            if found is not False:
+                return found
         current = _read_json(self._leases / f"{key}.json")
         return current if current is not None and lease_alive(current) else None
 
     def release(self, key: str) -> None:
         """Give up this process's lease on key (someone else's is left alone)."""
+        if self.remote is not None and self.remote.available:
+            self.remote.release(key)
         path = self._leases / f"{key}.json"
+        if not path.exists():
+            return
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
-            if current is None or _is_mine(current) or not lease_alive(current):
+            if current is None or is_mine(current) or not lease_alive(current):
                 path.unlink(missing_ok=True)
 
     def _update_lease(self, key: str, info: dict) -> None:
+        if info and self.remote is not None and self.remote.available:
+            self.remote.update_lease(key, info)
         path = self._leases / f"{key}.json"
         if not info or not path.exists():
             return
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
-            if current is not None and _is_mine(current):
+            if current is not None and is_mine(current):
                 _write_atomically(path, json.dumps({**current, **info,
                                                    "time": time.time()}).encode())
 
@@ -451,7 +499,40 @@ class SegmentCache:
             "pending_tasks": len(self.pending_keys()),
             "pending": self.pending_list(),
             "configs_recorded": len(self.uses()),
+            **self._remote_stats(),
         }
+
+    def _remote_stats(self) -> dict:
+        if self.remote is None:
+            return {}
+        keys = self.remote.keys()
+        return {"remote": str(self.remote.where),
+                "remote_segments": len(keys) if self.remote.available else None,
+                "local_only_segments": len(self.local_keys() - keys)
+                if self.remote.available else None}
+
+    def push(self) -> tuple[int, int]:
+        """Upload local entries the remote tier lacks; (entries, bytes) sent."""
+        from pipeline.errors import RemoteCacheError
+
+        remote = self.remote
+        if remote is None:
+            raise RemoteCacheError("no remote cache is set: set cache.remote in audiobook.yml or "
+                                   "AUDIOBOOK_REMOTE_CACHE to s3://BUCKET/PREFIX")
+        there = remote.keys()
+        sent, size = 0, 0
+        for key in sorted(self.local_keys() - there):
+            if not remote.available:
+                break
+            if self.get(key) is None:  # damaged: dropped with a warning, not sent
+                continue
+            raw = self._path(key).read_bytes()
+            if remote.put(key, raw):
+                sent, size = sent + 1, size + len(raw)
+        if not remote.available:
+            raise RemoteCacheError(f"remote cache {remote.where} cannot be used; {sent} "
+                                   "entr(ies) were sent before it failed (see above)")
+        return sent, size
 
     def pending_list(self) -> list[dict]:
         """Journalled remote tasks: paid for (or being paid), not downloaded yet."""
@@ -473,7 +554,7 @@ class SegmentCache:
         The caller holds exclusive(): keep must be computed under the same lock.
         """
         report = PruneReport(in_use=len(keep))
-        for key in self.keys() - keep:
+        for key in self.local_keys() - keep:
             if only is not None and key not in only:
                 continue
             credits = self.entry_credits(key)
@@ -488,7 +569,7 @@ class SegmentCache:
 
     def clear(self) -> int:
         with self.exclusive():
-            keys = self.keys()
+            keys = self.local_keys()
             for key in keys:
                 self.delete(key)
         return len(keys)
@@ -564,6 +645,11 @@ class SegmentCache:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _cached_audio(meta: dict, data: bytes) -> CachedAudio:
+    return CachedAudio(data, str(meta.get("format", "")), int(meta.get("credits", 0)),
+                       str(meta.get("backend", "")))
 
 
 _LEGACY_README_MARK = "`audiobook cache prune` (drop what the\ncurrent config no longer uses)"
@@ -681,7 +767,7 @@ def _holder_gone(info: dict) -> bool:
     return False
 
 
-def _is_mine(info: dict) -> bool:
+def is_mine(info: dict) -> bool:
     return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
 
 
@@ -705,9 +791,20 @@ def resolve_cache_dir(configured: Path) -> Path:
     return Path(env).expanduser() if env else configured
 
 
-def open_cache(cfg: Config, repair: bool = False) -> SegmentCache:
-    """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir)."""
-    return SegmentCache(resolve_cache_dir(cfg.cache_dir), repair=repair)
+def open_cache(cfg: Config, repair: bool = False, offline: bool = False,
+               local_only: bool = False) -> SegmentCache:
+    """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir).
+
+    With a remote tier configured (AUDIOBOOK_REMOTE_CACHE, else cache.remote)
+    it reads and writes through to it, except offline: --offline never
+    touches the network.
+    """
+    remote = None
+    if not (offline or local_only):
+        from pipeline.remote_cache import open_remote
+
+        remote = open_remote(cfg)
+    return SegmentCache(resolve_cache_dir(cfg.cache_dir), repair=repair, remote=remote)
 
 
 # -- what the recorded configs still use ----------------------------------

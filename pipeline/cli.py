@@ -386,7 +386,7 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
     from pipeline.cache import as_json as damage_json
     from pipeline.cache import open_cache, sum_credits
 
-    with open_cache(_config(ctx.parent), repair=repair) as store:
+    with open_cache(_config(ctx.parent), repair=repair, local_only=True) as store:
         bad = store.verify(repair)
         count = len(store.keys())
     if as_json:
@@ -404,6 +404,19 @@ def cache_verify(ctx: click.Context, repair: bool, as_json: bool) -> None:
         click.echo(f"{count} entr{'y' if count == 1 else 'ies'} checked: {verdict}")
     if bad and not repair:
         ctx.exit(1)
+
+
+@cache.command("push")
+@click.pass_context
+@handled
+def cache_push(ctx: click.Context) -> None:
+    """Upload local entries to the remote cache (cache.remote or AUDIOBOOK_REMOTE_CACHE)."""
+    from pipeline.cache import open_cache
+
+    with open_cache(_config(ctx.parent)) as store:
+        sent, size = store.push()
+        where = store.remote.where if store.remote else ""
+    click.echo(f"pushed {sent} segment(s) ({size} bytes) to {where}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})

@@ -103,3 +103,9 @@ class CacheDamaged(AudiobookError):
 
     def lines(self) -> list[str]:
         return [self.message, self.fix]
+
+
+class RemoteCacheError(AudiobookError):
+    """`cache push` and the remote tier is not set or cannot be reached."""
+
+    exit_code = EXIT_RUNTIME
