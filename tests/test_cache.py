@@ -131,6 +131,10 @@ import sys, time
 from pathlib import Path
 from pipeline.cache import SegmentCache
 store = SegmentCache(Path(sys.argv[1]))
+go = Path(sys.argv[6]) if len(sys.argv) > 6 else None
+print("ready", flush=True)
+while go is not None and not go.exists():
+    time.sleep(0.01)
 got = store.lease(sys.argv[2], {"who": sys.argv[3]}, ttl_s=float(sys.argv[4]))
 if got is None:
     store.set_pending(sys.argv[2], {"job_id": "job-" + sys.argv[3], "base_url": "http://svc"})
@@ -139,16 +143,21 @@ time.sleep(float(sys.argv[5]))
 """
 
 
-def _holder(cache: Path, key: str, who: str, ttl: float, stay: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(cache), key, who, str(ttl),
-                             str(stay)], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+def _holder(cache: Path, key: str, who: str, ttl: float, stay: float,
+            go: Path | None = None) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(cache), key, who, str(ttl),
+                             str(stay), *([str(go)] if go else [])], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
 
 
 def test_racing_processes_one_holds_the_lease_the_others_see_its_job(tmp_path):
     cache = tmp_path / "c"
     SegmentCache(cache)
-    procs = [_holder(cache, KEY_A, str(n), 60, 1.5) for n in range(5)]
+    go = tmp_path / "go"
+    procs = [_holder(cache, KEY_A, str(n), 60, 5, go) for n in range(5)]
+    go.touch()  # all at once, every holder alive until all have answered
     answers = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert answers.count("held") == 1, answers
     winner = str(answers.index("held"))
