@@ -190,6 +190,34 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def _write_once(path: Path, data: bytes) -> bool:
+    """Create path with data unless it exists already; True if this call wrote it.
+
+    An entry, once stored, never changes: two builds that made the same
+    segment at once (the offline engine's output varies a little from run to
+    run) then both play the first one, and give the same bytes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # atomic create-if-absent, whole when visible
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def _read_json(path: Path) -> dict | None:
     """A small JSON object file; None when absent or unreadable."""
     try:
@@ -348,8 +376,16 @@ class SegmentCache:
         return self._path(key).is_file() or (self.remote is not None and key in self.remote)
 
     def put(self, key: str, audio: CachedAudio) -> None:
+        """Store an entry; one already stored and whole is kept (first writer wins)."""
         raw = entry_bytes(key, audio)
-        _write_atomically(self._path(key), raw)
+        path = self._path(key)
+        if not _write_once(path, raw):
+            try:
+                read_entry(path, key)
+            except (EntryDamaged, OSError):
+                _write_atomically(path, raw)  # what was there is damaged: replace it
+            else:
+                raw = path.read_bytes()
         if self.remote is not None:
             self.remote.put(key, raw)  # write-through: the fleet pays once too
 

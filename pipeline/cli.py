@@ -343,7 +343,7 @@ def cache_prune(ctx: click.Context, include_paid: bool, yes: bool) -> None:
         keep, notes = used_keys(store, cfg)
         for note in notes:
             click.echo(f"note: {note}", err=True)
-        unused = store.keys() - keep
+        unused = store.local_keys() - keep
         paid = {k: c for k in unused if (c := store.entry_credits(k))}
         if include_paid and paid and not yes:
             click.confirm(f"drop {len(paid)} paid segment(s) that no recorded config uses "
@@ -353,7 +353,7 @@ def cache_prune(ctx: click.Context, include_paid: bool, yes: bool) -> None:
             keep, _ = used_keys(store, cfg)
             report = store.prune(keep, include_paid, only=unused)
     click.echo(f"dropped {report.dropped} segment(s) ({report.dropped_credits} credit(s) of "
-               f"audio); kept {len(keep & store.keys())} in use")
+               f"audio); kept {len(keep & store.local_keys())} in use")
     if report.kept_paid:
         click.echo(f"kept {report.kept_paid} unused paid segment(s) ({report.kept_paid_credits} "
                    "credit(s)); `audiobook cache prune --include-paid` drops them")

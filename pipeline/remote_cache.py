@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.cache import MAX_ENTRY_BYTES, is_mine, lease_alive
 from pipeline.errors import InputError, Problem
@@ -169,7 +169,9 @@ class RemoteCache:
             return None
 
     def put(self, key: str, raw: bytes) -> bool:
-        answer = self._call("put_object", Key=self._object("segments", f"{key}.seg"), Body=raw)
+        # First writer wins here too: a stored entry never changes.
+        answer = self._call("put_object", Key=self._object("segments", f"{key}.seg"), Body=raw,
+                            IfNoneMatch="*")
         if answer is None:
             return False
         if self._keys is not None:
@@ -187,7 +189,7 @@ class RemoteCache:
             info = {}
         return (info if isinstance(info, dict) else {}), answer.get("ETag")
 
-    def lease(self, key: str, mine: dict) -> dict | None | bool:
+    def lease(self, key: str, mine: dict) -> dict | None | Literal[False]:
         """None: held now; a dict: the live holder; False: the remote did not answer."""
         name = self._object("leases", f"{key}.json")
         body = json.dumps(mine).encode()
@@ -211,7 +213,7 @@ class RemoteCache:
                 return None
         return current or False
 
-    def lease_info(self, key: str) -> dict | None | bool:
+    def lease_info(self, key: str) -> dict | None | Literal[False]:
         current, _ = self._read_lease(key)
         if not self.available:
             return False

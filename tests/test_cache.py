@@ -356,3 +356,15 @@ def test_prune_forgets_a_config_that_is_gone_and_asks_before_paid_audio(project,
     assert f"dropped {len(before - mine)} segment(s)" in done.stdout
     assert SegmentCache(isolated_cache).keys() == mine
     assert SegmentCache(isolated_cache).uses()[0]["config"] == str(folder / "audiobook.yml")
+
+
+def test_an_entry_once_stored_is_kept_unless_it_is_damaged(tmp_path):
+    store = SegmentCache(tmp_path / "c")
+    store.put(KEY_A, _audio(credits=1))
+    store.put(KEY_A, CachedAudio(b"RIFF other take", "wav", 1, "x"))  # another build's take
+    assert store.get(KEY_A) == _audio(credits=1)
+    path = store._path(KEY_A)
+    path.write_bytes(path.read_bytes()[:100])
+    store.put(KEY_A, CachedAudio(b"RIFF other take", "wav", 1, "x"))
+    assert store.get(KEY_A).data == b"RIFF other take"
+    assert not list((tmp_path / "c").rglob(".tmp-*"))
