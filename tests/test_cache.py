@@ -368,3 +368,15 @@ def test_an_entry_once_stored_is_kept_unless_it_is_damaged(tmp_path):
     store.put(KEY_A, CachedAudio(b"RIFF other take", "wav", 1, "x"))
     assert store.get(KEY_A).data == b"RIFF other take"
     assert not list((tmp_path / "c").rglob(".tmp-*"))
+
+
+def test_stats_lists_the_pending_journal(tmp_path):
+    store = SegmentCache(tmp_path / "c")
+    store.set_pending(KEY_A, {"job_id": "job-9", "base_url": "http://svc", "credits": 4,
+                              "created_at": time.time() - 30})
+    assert store.pending(KEY_A)["job_id"] == "job-9" and store.pending_keys() == {KEY_A}
+    [task] = store.stats()["pending"]
+    assert task["key"] == KEY_A and task["job_id"] == "job-9" and task["credits"] == 4
+    assert 29 <= task["age_s"] < 120
+    store.drop_pending(KEY_A)
+    assert store.stats()["pending"] == [] and store.pending(KEY_A) is None
