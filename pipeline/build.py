@@ -97,7 +97,7 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
           progress: Progress | None = None) -> BuildResult:
     progress = progress or LogProgress()
-    with open_cache(cfg) as cache, cache.shared():
+    with open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
         _record_use(cache, cfg, plan)
         made = synthesize(plan, cache, jobs, max_credits, offline, progress)
@@ -113,10 +113,11 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
 
 
 def _record_use(cache: SegmentCache, cfg: Config, plan: Plan) -> None:
-    """Tell the store this config uses it (pre-commit's mark_config_used), for `cache prune`."""
-    record = getattr(cache, "record_use", None)  # the store branch adds it
-    if record is not None:
-        record(str(cfg.path.resolve()), plan.backend, plan.identity)
+    """Tell the store this config uses it (pre-commit's mark_config_used), for `cache prune`.
+
+    Before spending: prune keeps what any recorded config uses under its backend.
+    """
+    cache.record_use(str(cfg.path.resolve()), plan.backend, plan.identity)
 
 
 def _left(max_credits: int | None, made: SynthesisReport) -> int | None:
@@ -218,7 +219,5 @@ def make_audio(backend: str, identity: str, genders: dict[int, int],
     finally:
         progress.finish()
         tts.close()
-        stats = getattr(tts, "stats", None)
-        if stats:
-            report.backend_stats.update(stats())
+        report.backend_stats.update(tts.stats())
     return report

@@ -412,7 +412,7 @@ def cache() -> None:
 @common_options
 @pass_state
 def cache_stats(state: State, as_json: bool) -> None:
-    """Size and count of the cache."""
+    """Size and count of the cache, and remote tasks not yet downloaded."""
     from pipeline.cache import open_cache
 
     with open_cache(_config(state)) as store:
@@ -420,29 +420,44 @@ def cache_stats(state: State, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
+    pending = stats.pop("pending")
     for key, value in stats.items():
-        click.echo(f"{key:>14}: {value}")
+        click.echo(f"{key:>16}: {value}")
+    for task in pending:
+        age = "" if task["age_s"] is None else f", created {task['age_s']:.0f} s ago"
+        click.echo(f"  pending {task['key'][:12]}: job {task['job_id']} at {task['base_url']} "
+                   f"({task['credits']} credit(s){age}); the next build downloads it")
 
 
 @cache.command("prune")
+@click.option("--include-paid", is_flag=True,
+              help="Also drop unused audio that was paid for (it says what it cost).")
 @click.option("--yes", is_flag=True, help="Do not ask before dropping paid audio.")
 @common_options
 @pass_state
-def cache_prune(state: State, yes: bool) -> None:
-    """Drop segments the current config no longer uses."""
-    from pipeline.cache import open_cache
-    from pipeline.plan import make_plan
+def cache_prune(state: State, include_paid: bool, yes: bool) -> None:
+    """Drop segments that no recorded config uses; paid ones only with --include-paid."""
+    from pipeline.cache import open_cache, used_keys
 
     cfg = _config(state)
     with open_cache(cfg) as store:
-        keep = {s.key for cp in make_plan(cfg, store).chapters for s in cp.segments}
-        unused = [store.get(k) for k in store.keys() - keep]
-        paid = sum(entry.credits for entry in unused if entry)
-        if paid and not yes:
-            click.confirm(f"drop {len(unused)} unused segment(s), {paid} credit(s) of paid audio?",
-                          abort=True)
-        count, credits = store.prune(keep)
-    click.echo(f"dropped {count} segment(s) ({credits} credit(s) of audio); kept {len(keep)}")
+        keep, notes = used_keys(store, cfg)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        unused = store.local_keys() - keep
+        paid = {k: c for k in unused if (c := store.entry_credits(k))}
+        if include_paid and paid and not yes:
+            click.confirm(f"drop {len(paid)} paid segment(s) that no recorded config uses "
+                          f"({sum(paid.values())} credit(s) of audio)?", abort=True)
+        with store.exclusive():
+            # A build may have recorded a config since: decide again under the lock.
+            keep, _ = used_keys(store, cfg)
+            report = store.prune(keep, include_paid, only=unused)
+    click.echo(f"dropped {report.dropped} segment(s) ({report.dropped_credits} credit(s) of "
+               f"audio); kept {len(keep & store.local_keys())} in use")
+    if report.kept_paid:
+        click.echo(f"kept {report.kept_paid} unused paid segment(s) ({report.kept_paid_credits} "
+                   "credit(s)); `audiobook cache prune --include-paid` drops them")
 
 
 @cache.command("clear")
@@ -455,10 +470,54 @@ def cache_clear(state: State, yes: bool) -> None:
 
     with open_cache(_config(state)) as store:
         if not yes:
-            click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory}?",
-                          abort=True)
+            paid = sum(store.entry_credits(k) or 0 for k in store.keys())
+            click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory} "
+                          f"({paid} credit(s) of paid audio)?", abort=True)
         count = store.clear()
     click.echo(f"dropped {count} segment(s)")
+
+
+@cache.command("verify")
+@click.option("--repair", is_flag=True, help="Drop what is damaged so builds make it again.")
+@json_option
+@common_options
+@pass_state
+def cache_verify(state: State, repair: bool, as_json: bool) -> None:
+    """Check every entry against its checksum; exit 1 if any is damaged."""
+    from pipeline.cache import as_json as damage_json
+    from pipeline.cache import open_cache, sum_credits
+
+    with open_cache(_config(state), repair=repair, local_only=True) as store:
+        bad = store.verify(repair)
+        count = len(store.keys())
+    if as_json:
+        click.echo(json.dumps({"entries": count, "damaged": damage_json(bad),
+                               "credits_damaged": sum_credits(bad), "repaired": repair},
+                              indent=2))
+    else:
+        for damage in bad:
+            click.echo(f"{'dropped' if repair else 'damaged'} {damage.key[:12]}: {damage.reason} "
+                       f"({damage.cost()}) {damage.path}")
+        verdict = "all good" if not bad else (
+            f"{len(bad)} damaged ({sum_credits(bad)} credit(s) of paid audio)"
+            + ("; dropped, the next build makes them again" if repair
+               else "; `audiobook cache verify --repair` drops them so builds make them again"))
+        click.echo(f"{count} entr{'y' if count == 1 else 'ies'} checked: {verdict}")
+    if bad and not repair:
+        sys.exit(1)
+
+
+@cache.command("push")
+@common_options
+@pass_state
+def cache_push(state: State) -> None:
+    """Upload local entries to the remote cache (cache.remote or AUDIOBOOK_REMOTE_CACHE)."""
+    from pipeline.cache import open_cache
+
+    with open_cache(_config(state)) as store:
+        sent, size = store.push()
+        where = store.remote.where if store.remote else ""
+    click.echo(f"pushed {sent} segment(s) ({size} bytes) to {where}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})

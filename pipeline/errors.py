@@ -266,3 +266,26 @@ class SegmentMissing(AudiobookError):
         shown = ", ".join(k[:12] for k in self.keys[:3]) + (" ..." if len(self.keys) > 3 else "")
         super().__init__(f"{len(self.keys)} segment(s) left the cache or were damaged during the "
                          f"build ({shown}); build again")
+
+
+# --- store
+
+
+class CacheDamaged(AudiobookError):
+    """The segment store is damaged in a way a build cannot work around alone."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(f"{message}; {fix}")
+        self.message = message
+        self.fix = fix
+
+    def lines(self) -> list[str]:
+        return [self.message, self.fix]
+
+
+class RemoteCacheError(AudiobookError):
+    """`cache push` and the remote tier is not set or cannot be reached."""
+
+    exit_code = EXIT_RUNTIME

@@ -24,52 +24,26 @@ from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
 from pipeline.segment import Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
-from pipeline.sources.text import compile_lexicon, normalize
+from pipeline.lexicon import compile_lexicon
+from pipeline.sources.select import select_positions
+from pipeline.sources.text import normalize
 from pipeline.tts import backend_identity
 
 log = logging.getLogger("pipeline")
 
 
 def select_chapters(chapters: list[Chapter], wanted: Sequence[str]) -> list[int]:
-    """0-based positions for CHAPTER arguments: 3, 3-5, a title or a slug."""
-    if not wanted:
-        return list(range(len(chapters)))
-    picked: list[int] = []
-    problems = []
-    for word in wanted:
-        found = _match_chapter(chapters, word.strip())
-        if found is None:
-            problems.append(Problem("CHAPTER", None, None,
-                                    f"{word!r} is not a chapter; use 1 to {len(chapters)}, a range "
-                                    "such as 2-3, or a title (see `audiobook plan`)"))
-        picked += [i for i in found or [] if i not in picked]
-    if problems:
-        raise InputError(problems)
-    return sorted(picked)
+    """0-based positions for CHAPTER arguments: 3, 3-5, a title (any quotes) or a slug.
 
-
-def _match_chapter(chapters: list[Chapter], word: str) -> list[int] | None:
-    n = len(chapters)
-    if word.isdigit():
-        i = int(word)
-        return [i - 1] if 1 <= i <= n else None
-    if "-" in word and all(p.strip().isdigit() for p in word.split("-", 1)):
-        a, b = (int(p) for p in word.split("-", 1))
-        return list(range(a - 1, b)) if 1 <= a <= b <= n else None
-    wanted = fold_quotes(word).casefold()
-    for i, ch in enumerate(chapters):
-        if wanted in (fold_quotes(ch.title).casefold(), slugify(ch.title)):
-            return [i]
-    return None
-
-
-_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201a": "'", "\u2032": "'",
-                         "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"'})
-
-
-def fold_quotes(text: str) -> str:
-    """Typographic quotes as straight ones: a shell user types `Don't`, the book says `Don’t`."""
-    return text.translate(_QUOTES)
+    The grammar is the one EPUB `select:` uses (sources/select.py).
+    """
+    found = select_positions([ch.title for ch in chapters], wanted)
+    if found.unmatched:
+        raise InputError([Problem("CHAPTER", None, None,
+                                  f"{word!r} is not a chapter; use 1 to {len(chapters)}, a range "
+                                  "such as 2-3, or a title (see `audiobook plan`)")
+                          for word in found.unmatched])
+    return found.positions
 
 
 @dataclass(frozen=True)
@@ -159,16 +133,19 @@ def _chapter_json(cp: ChapterPlan) -> dict:
 
 
 def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
-              chapters: Sequence[str] = (), book: list[Chapter] | None = None) -> Plan:
+              chapters: Sequence[str] = (), book: list[Chapter] | None = None,
+              identity: str | None = None) -> Plan:
     """The plan of the config's chapters, or of `book` when given (`say`'s one chapter).
 
     A config entry whose inputs are unchanged since the last plan, and whose
     segments are all in the cache, is read back from the plan memo instead
-    of being read, cast and packed again (see PlanMemo).
+    of being read, cast and packed again (see PlanMemo). identity: the
+    backend's service as recorded by an earlier build (`cache prune`);
+    default: the one this environment points at.
     """
     backend = backend or cfg.backend
-    identity = backend_identity(backend)
-    resolver = VoiceResolver.for_config(cfg)
+    identity = identity or backend_identity(backend)
+    resolver = VoiceResolver.for_config(cfg, backend)
     lexicon = compile_lexicon(cfg.lexicon)
     cached = frozenset(cache.keys())
     problems: list[Problem] = resolver.problems()

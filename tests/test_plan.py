@@ -7,7 +7,8 @@ import pytest
 from pipeline.book import Block, Chapter
 from pipeline.cli import main
 from pipeline.errors import InputError
-from pipeline.plan import fold_quotes, select_chapters
+from pipeline.plan import select_chapters
+from pipeline.sources.select import fold_title
 
 LONG = "The Extraordinarily Long Title of a Chapter That Goes On Past Any Column"
 
@@ -25,7 +26,7 @@ def test_a_title_typed_with_straight_or_typographic_quotes_selects_the_chapter(t
 def test_double_quotes_fold_too():
     book = chapters("Opening", "“Quoted” End")
     assert select_chapters(book, ['"Quoted" End']) == [1]
-    assert fold_quotes("‘a’ “b”") == "'a' \"b\""
+    assert fold_title("‘a’ “b”") == "'a' \"b\""
 
 
 def test_an_unknown_chapter_names_the_ways_to_choose():
