@@ -22,9 +22,9 @@ from pipeline.cache import KeyMaker, SegmentCache
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
+from pipeline.lexicon import compile_lexicon
 from pipeline.segment import Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
-from pipeline.lexicon import compile_lexicon
 from pipeline.sources.select import select_positions
 from pipeline.sources.text import normalize
 from pipeline.tts import backend_identity

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.sources.text import compile_lexicon, has_invisible, is_speakable, normalize
+from pipeline.lexicon import compile_lexicon
+from pipeline.sources.text import has_invisible, is_speakable, normalize
 
 # Invisible characters named in the brief and the contract, each in a word.
 INVISIBLES = {

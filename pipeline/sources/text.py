@@ -139,4 +139,3 @@ def is_blank(text: str) -> bool:
 
 # The lexicon moved to pipeline/lexicon.py; kept here for the callers that still
 # import it from this module (plan.py, check.py).
-from pipeline.lexicon import compile_lexicon  # noqa: E402, F401
