@@ -136,6 +136,3 @@ def is_blank(text: str) -> bool:
     """Only whitespace, control and invisible characters: nothing a reader could see."""
     return not _CONTROL.sub("", _INVISIBLE.sub("", text)).replace(DROPPED, "").strip()
 
-
-# The lexicon moved to pipeline/lexicon.py; kept here for the callers that still
-# import it from this module (plan.py, check.py).
