@@ -87,6 +87,7 @@ OUTPUT_KEYS = {
     "dir": "where outputs go (default build)",
     "formats": "any of mp3, m4b (default both); m4b alone keeps chapter MP3s in <dir>/.chapters",
     "bitrate": "MP3/AAC bitrate, e.g. 192k",
+    "m4b_bitrate": "the M4B's mono AAC bitrate (default 64k)",
     "sample_rate": "output sample rate in Hz (default 44100)",
     "loudness": "acx, none, or a target such as -18 (LUFS) or '-20 dB' (RMS)",
 }
@@ -122,6 +123,7 @@ class Output:
     bitrate: str = "192k"
     sample_rate: int = 44100
     loudness: str | float = "acx"  # "acx", "none", LUFS float, or "rms:-20"
+    m4b_bitrate: str = "64k"  # mono AAC: a spoken-word M4B needs far less than the MP3s
 
 
 @dataclass(frozen=True)
@@ -521,6 +523,12 @@ def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
     if not m or not 32 <= int(m.group(1)) <= 320:
         c.add("output.bitrate", f"{_show(bitrate)} is not a bitrate; use e.g. 128k or 192k (32k to 320k)")
         bitrate = "192k"
+    m4b_bitrate = raw.get("m4b_bitrate", "64k")
+    mb = _BITRATE.match(m4b_bitrate) if isinstance(m4b_bitrate, str) else None
+    if not mb or not 32 <= int(mb.group(1)) <= 320:
+        c.add("output.m4b_bitrate",
+              f"{_show(m4b_bitrate)} is not a bitrate; use e.g. 64k or 96k (32k to 320k)")
+        m4b_bitrate = "64k"
     rate = raw.get("sample_rate", 44100)
     if isinstance(rate, bool) or rate not in (22050, 24000, 32000, 44100, 48000):
         c.add("output.sample_rate",
@@ -535,7 +543,7 @@ def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
         if rate != 44100:
             c.add("output.sample_rate", "ACX needs 44100 Hz; set 44100 or loudness: none")
     return Output(dir=out_dir, formats=tuple(f for f in FORMATS if f in formats), bitrate=bitrate,
-                  sample_rate=rate, loudness=loudness or "none")
+                  sample_rate=rate, loudness=loudness or "none", m4b_bitrate=m4b_bitrate)
 
 
 def _check_lexicon(c: _Checker, raw: Any, key: str) -> dict[str, str]:

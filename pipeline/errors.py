@@ -87,3 +87,21 @@ class BackendUnavailable(AudiobookError):
 
 class AudioToolError(AudiobookError):
     """ffmpeg is missing or failed."""
+
+
+# --- outputs
+
+
+class OutputError(AudiobookError):
+    """The output folder cannot be written (full, read-only, a file in the way)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class SegmentMissing(AudiobookError):
+    """Segments the renderer needs are missing from the cache, or were damaged."""
+
+    def __init__(self, keys: list[str]):
+        self.keys = keys
+        super().__init__(f"{len(keys)} segment(s) missing from the cache, first "
+                         f"{keys[0][:12] if keys else '?'}; build again to re-make them")
