@@ -119,25 +119,18 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
 
 
 def output_folder(cfg: Config) -> Path:
-    """output.dir, made if missing; refused if, inside the project, it passes through a link.
+    """output.dir, made if missing; refused if a link in the project folder leads to it.
 
-    A link the user set up outside the project (output.dir: /mnt/audio) is
-    their choice; a link inside the project may come with an untrusted repository.
+    A folder the user names outside the project (output.dir: /mnt/audio) is
+    their choice; a link inside the project (build -> ~/Music) may come with
+    an untrusted repository, so it must be named as its target instead.
     """
     out_dir = cfg.output.dir
-    try:
-        rel = out_dir.relative_to(cfg.root)
-    except ValueError:
-        rel = None
-    if rel is not None:
-        path = cfg.root
-        for part in rel.parts:
-            path = path / part
-            if path.is_symlink():
-                raise InputError(Problem(
-                    cfg.display, cfg.line_of("output"), "output.dir",
-                    f"{path} is a link ({os.readlink(path)}); the build writes only into real "
-                    "folders of the project: remove the link or set output.dir to its target"))
+    for link in _links_to(cfg.root, out_dir):
+        raise InputError(Problem(
+            cfg.display, cfg.line_of("output"), "output.dir",
+            f"{link} is a link (to {os.readlink(link)}); the build writes only into real folders "
+            "of the project: remove the link, or set output.dir to its target"))
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(Problem(cfg.display, cfg.line_of("output"), "output.dir",
                                  f"{out_dir} is a file, not a folder; choose another output.dir"))
@@ -146,6 +139,21 @@ def output_folder(cfg: Config) -> Path:
     except OSError as exc:
         raise files.os_error(exc, out_dir) from exc
     return out_dir
+
+
+def _links_to(root: Path, out_dir: Path) -> list[Path]:
+    """Links in the project's top folder that lead to out_dir or a folder above it."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry.is_symlink():
+            target = entry.resolve()
+            if target == out_dir or target in out_dir.parents:
+                found.append(entry)
+    return found
 
 
 def owner_token(cfg: Config) -> str:

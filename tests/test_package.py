@@ -20,7 +20,7 @@ import pytest
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 
-from pipeline import check, loudness
+from pipeline import check
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
