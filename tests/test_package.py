@@ -20,7 +20,7 @@ import pytest
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 
-from pipeline import check
+from pipeline import check, loudness, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
@@ -231,3 +231,64 @@ def test_an_epub_book_without_cover_key_gets_the_epub_cover(tmp_path):
     cfg = load_config(tmp_path / "audiobook.yml")
     build(cfg, jobs=2)
     assert bytes(MP4(cfg.output.dir / "e.m4b").tags["covr"][0]) == png
+
+
+TWO_CHAPTERS = ("title: Two\nauthor: A\noutput: {formats: [mp3, m4b], loudness: none}\n"
+                "chapters:\n  - source: one.md\n  - source: two.md\n")
+
+
+def two_chapter_book(root: Path) -> Path:
+    (root / "one.md").write_text("# One\n\nThe lamp was lit at dusk.\n", encoding="utf-8")
+    (root / "two.md").write_text("# Two\n\nThe wind did all the talking.\n", encoding="utf-8")
+    (root / "audiobook.yml").write_text(TWO_CHAPTERS, encoding="utf-8")
+    return root / "audiobook.yml"
+
+
+@pytest.mark.slow
+def test_a_partial_build_says_it_wrote_no_m4b_and_why(tmp_path):
+    from conftest import run_cli
+
+    config = two_chapter_book(tmp_path)
+    proc = run_cli("-c", str(config), "build", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no m4b written: this build made only 1 of 2 chapters" in proc.stderr
+    assert not (tmp_path / "build" / "two.m4b").exists()
+
+
+def planned(config: Path):
+    from pipeline.build import synthesize
+    from pipeline.cache import open_cache
+    from pipeline.plan import make_plan
+
+    cfg = load_config(config)
+    cache = open_cache(cfg)
+    plan = make_plan(cfg, cache)
+    synthesize(plan, cache)
+    return plan, cache
+
+
+def test_render_to_stitches_one_chapter_with_room_tone_into_any_format(tmp_path):
+    plan, cache = planned(two_chapter_book(tmp_path))
+    with cache:
+        cp = plan.chapters[0]
+        wav = package.render_to(plan, cp, cache, tmp_path / "say.wav")
+        loud = package.render_to(plan, cp, cache, tmp_path / "say.m4a",
+                                 loudness=loudness.Target("rms", -20.0, -1.0))
+    samples = pcm_of(tmp_path / "say.wav")
+    assert len(samples) == wav["frames"]
+    head = samples[: 44100 * 600 // 1000]  # the chapter's head pause
+    assert -90 < dbfs(math.sqrt(sum(s * s for s in head) / len(head))) < -60, "room tone"
+    assert abs(loud["levels"]["rms_db"] - -20.0) < 1.0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_segment_missing_from_the_cache_is_raised_with_every_missing_key(tmp_path, monkeypatch):
+    from pipeline.cache import open_cache
+    from pipeline.errors import SegmentMissing
+
+    plan, cache = planned(two_chapter_book(tmp_path))
+    cache.close()
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(tmp_path / "empty"))
+    with open_cache(plan.cfg) as empty, pytest.raises(SegmentMissing) as caught:
+        package.render_to(plan, plan.chapters[1], empty, tmp_path / "x.wav")
+    assert caught.value.keys == [s.key for s in plan.chapters[1].segments]
