@@ -328,11 +328,13 @@ def _stream_ffmpeg(args: Sequence[str], log: str = "error",
     cmd = [ffmpeg_path(), "-hide_banner", "-nostdin", "-nostats", "-loglevel", log, *args]
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout
+        assert stdout is not None  # stdout=PIPE
         try:
-            while chunk := proc.stdout.read(CHUNK):
+            while chunk := stdout.read(CHUNK):
                 yield chunk
         finally:
-            proc.stdout.close()
+            stdout.close()
             code = proc.wait()
         err.seek(0)
         text = err.read().decode(errors="replace")
@@ -505,14 +507,16 @@ def encode_book(parts: Sequence[Path], out: Path, rate: int, metadata: str,
         with tempfile.TemporaryFile() as err:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                     stderr=err)
+            stdin = proc.stdin
+            assert stdin is not None  # stdin=PIPE
             try:
                 for path in parts:
                     with open(path, "rb") as f:
-                        shutil.copyfileobj(f, proc.stdin)
+                        shutil.copyfileobj(f, stdin)
             except BrokenPipeError:
                 pass  # the muxer died: its exit code and stderr say why
             finally:
-                _close_quietly(proc.stdin)
+                _close_quietly(stdin)
                 code = proc.wait()
             err.seek(0)
             if code != 0:

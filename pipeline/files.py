@@ -96,7 +96,7 @@ def remove_leftovers(directory: Path) -> list[Path]:
 
     A live process's files are kept: another build may still be writing them.
     """
-    removed = []
+    removed: list[Path] = []
     if directory.is_symlink() or not directory.is_dir():
         return removed
     for path in directory.iterdir():

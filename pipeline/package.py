@@ -428,8 +428,9 @@ def _combined(errors: list[AudiobookError]) -> AudiobookError:
         return SegmentMissing(list(dict.fromkeys(missing)))
     if len(errors) == 1:
         return errors[0]
-    if all(isinstance(e, InputError) for e in errors):
-        return InputError([p for e in errors for p in e.problems])
+    inputs = [e for e in errors if isinstance(e, InputError)]
+    if len(inputs) == len(errors):
+        return InputError([p for e in inputs for p in e.problems])
     return errors[0]
 
 
