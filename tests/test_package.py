@@ -186,7 +186,19 @@ def test_audio_report_passes_the_sample_and_shows_a_row_per_file(sample):
     assert names == [c["file"] for c in sample[2]["chapters"]] + ["the-keeper-of-gannet-point.m4b"]
 
 
-def test_m4b_only_keeps_chapter_audio_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
+def test_check_audio_prints_a_row_per_file_and_passes_the_64k_m4b(sample):
+    from conftest import run_cli
+
+    cfg, _, _ = sample
+    proc = run_cli("-c", str(cfg.path), "check", "--audio", cwd=cfg.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert rows["the-keeper-of-gannet-point.m4b"].endswith("ok")
+    assert rows["01-the-lighthouse-keeper.mp3"].endswith("ok")
+    assert "4/4 file(s) pass" in proc.stdout
+
+
+def test_m4b_only_keeps_chapter_aac_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
     config = make_sample(tmp_path, output="output: {dir: build, formats: [m4b], bitrate: 192k, "
                                           "sample_rate: 44100, loudness: acx}")
     (tmp_path / "samples/chapters/02-the-harbour-office.md").unlink()
