@@ -420,8 +420,13 @@ def encode_chapter(pcm: Stitched, treatment: Treatment, *, mp3: Path | None = No
             if path == mp3:
                 outputs.append(_mp3_output(f"[out{n}]", tmp, bitrate, tags or {}, cover, pcm.rate))
             else:
-                outputs.append(["-map", f"[out{n}]", "-c:a", "aac", "-b:a", aac_bitrate,
-                                "-ac", str(CHANNELS), "-f", "adts", "-y", str(tmp)])
+                # The "fast" coder: 40% of the default twoloop coder's CPU (1.9 s
+                # against 4.7 s for 5 min of audio here; LAME takes 2.7 s) at the
+                # same size; twoloop's better quantization is worth less than a
+                # book build that costs more than twice the MP3 floor.
+                outputs.append(["-map", f"[out{n}]", "-c:a", "aac", "-aac_coder", "fast",
+                                "-b:a", aac_bitrate, "-ac", str(CHANNELS), "-f", "adts",
+                                "-y", str(tmp)])
         inputs = ["-i", str(cover)] if cover is not None and mp3 is not None else []
         return _encode(pcm, treatment.graph(pcm.rate, len(targets)), outputs, inputs)
     raise AssertionError("unreachable")  # ExitStack never swallows
