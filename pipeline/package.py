@@ -383,6 +383,7 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
         miss = rms_miss(target, levels)
         if abs(miss) > RMS_TOLERANCE_DB:
             # The limiter took more than expected off a peaky chapter: correct once.
+            log.debug("chapter %d: RMS %.2f dB off target, encoding again", cp.index, -miss)
             levels = encode(replace(treatment, gain_db=round(treatment.gain_db + miss, 3)))
     finally:
         stitched.path.unlink(missing_ok=True)
