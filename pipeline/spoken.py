@@ -564,6 +564,22 @@ def _number_at(text: str, mark: re.Match[str], at: int) -> tuple[int, int, str] 
 
 
 def _english(text: str, heading: bool) -> str:
+    """The three English passes, again until nothing changes (at most three rounds).
+
+    A later pass can give an earlier one its context: "1,888Baker St." has no
+    name before "St." until the number is words. Running to a fixed point keeps
+    the stage idempotent, and the cheap mark scans make a round that finds
+    nothing nearly free.
+    """
+    for _ in range(3):
+        spoken = _english_once(text, heading)
+        if spoken == text:
+            break
+        text = spoken
+    return text
+
+
+def _english_once(text: str, heading: bool) -> str:
     text = _rewrite(text, _ABBREVIATION_MARK, _abbreviation_at)
     if heading:
         m = _HEADING_NUMERAL.match(text)
