@@ -11,13 +11,13 @@ resets to the chapter's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
 from pipeline.config import VOICE_CHECKS, Config
 from pipeline.errors import Problem
-from pipeline.segment import Run, atoms_of_paragraph
+from pipeline.segment import CUT_HEADING, Atom, Run, atoms_of_paragraph
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
 
@@ -80,7 +80,13 @@ class VoiceResolver:
 
 def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon,
                  problems: list[Problem]) -> list[Run]:
-    """A chapter's blocks as runs of one voice between hard boundaries."""
+    """A chapter's blocks as runs of one voice; only a voice switch ends a run.
+
+    Headings and scene breaks stay inside a run (a request may cross them):
+    the atom before one carries its pause, which the stitcher lays in at the
+    aligned boundary. Each sentence is transformed (lexicon) on its own, so
+    its atoms remember the text as written.
+    """
     entry = cfg.chapters[chapter.entry]
     base = resolver.base(entry.overrides)
     current = base
@@ -90,28 +96,38 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
         problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, message))
         return []
     runs: list[Run] = []
-    pending: list[Block] = []
+    atoms: list[Atom] = []
 
-    def flush(pause: str) -> None:
-        if pending:
-            atoms = tuple(a for b in pending for a in atoms_of_paragraph(
-                lexicon(b.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, pause, line=pending[0].line))
-            pending.clear()
+    def close(pause: str) -> None:
+        if atoms:
+            last = atoms[-1].pause
+            runs.append(Run(tuple(atoms), voice, last if last in ("heading", "scene") else pause,
+                            line=atoms[0].line))
+            atoms.clear()
 
-    for block in chapter.blocks:
+    def boundary(pause: str) -> None:
+        """The place after the last atom so far becomes a heading or scene boundary."""
+        if atoms:
+            atoms[-1] = replace(atoms[-1], cut=CUT_HEADING, pause=pause)
+        elif runs and pause == "scene":
+            runs[-1] = _with_pause(runs[-1], pause)
+
+    for k, block in enumerate(chapter.blocks):
         if block.kind == "paragraph":
-            pending.append(block)
+            atoms.extend(atoms_of_paragraph(block.text, voice.language, cfg.max_chars, lexicon,
+                                            block=k, line=block.line))
         elif block.kind == "heading":
-            flush("heading")
-            atoms = tuple(atoms_of_paragraph(lexicon(block.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, "heading", line=block.line))
+            boundary("heading")
+            heading = atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
+                                         lambda t: _stopped(lexicon(t)), block=k, kind="heading",
+                                         line=block.line)
+            if heading:
+                heading[-1] = replace(heading[-1], cut=CUT_HEADING, pause="heading")
+                atoms.extend(heading)
         elif block.kind == "scene":
-            flush("scene")
-            if runs:
-                runs[-1] = _with_pause(runs[-1], "scene")
+            boundary("scene")
         elif block.kind == "switch":
-            flush("paragraph")
+            close("paragraph")
             changes, bad = _switch_settings(block, chapter, resolver)
             problems += bad
             if not bad:
@@ -123,8 +139,17 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                     problems.append(Problem(chapter.source, block.line, "voice", message))
                 else:
                     voice = new_voice
-    flush("paragraph")
+    close("paragraph")
     return runs
+
+
+def _stopped(text: str) -> str:
+    """A heading ends with a stop, so every voice ends it as a sentence and pauses."""
+    body = text.rstrip()
+    return body if not body or body[-1] in _STOPS else body + "."
+
+
+_STOPS = set(".!?…:;。！？")
 
 
 def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:
