@@ -99,7 +99,7 @@ def make_audio(backend: str, identity: str, genders: dict[int, int],
 
     def store(request: SynthesisRequest, audio_out: Audio) -> None:
         cache.put(request.key, CachedAudio(audio_out.data, audio_out.format, audio_out.credits,
-                                           identity))
+                                           identity, tuple(getattr(audio_out, "marks", ()))))
         result.segments_synthesized += 1
         result.credits_spent += audio_out.credits
         progress.advance()

@@ -99,6 +99,8 @@ class CachedAudio:
     format: str  # "wav", "mp3", ... detected from the bytes
     credits: int  # what was paid for it (0 offline)
     backend: str
+    # (character offset, ms) of each sentence start the engine reported; () when none.
+    marks: tuple[tuple[int, int], ...] = ()
 
 
 class SegmentCache:
@@ -124,7 +126,11 @@ class SegmentCache:
 
     def get(self, key: str) -> CachedAudio | None:
         value = self._store.get(_SEGMENT + key)
-        return CachedAudio(**value) if value else None
+        if not value:
+            return None
+        marks = tuple((int(c), int(t)) for c, t in value.get("marks", ()))
+        return CachedAudio(value["data"], value["format"], value["credits"], value["backend"],
+                           marks)
 
     def __contains__(self, key: str) -> bool:
         return (_SEGMENT + key) in self._store
@@ -133,7 +139,7 @@ class SegmentCache:
         self._store.set(
             _SEGMENT + key,
             {"data": audio.data, "format": audio.format, "credits": audio.credits,
-             "backend": audio.backend},
+             "backend": audio.backend, "marks": [list(m) for m in audio.marks]},
         )
 
     # -- tasks created but not yet downloaded (remote backends) -----------

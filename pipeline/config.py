@@ -22,7 +22,8 @@ from pipeline.book import EMOTION_NAMES, EMOTIONS, LANGUAGES, SPEED_MAX, SPEED_M
 from pipeline.errors import ConfigError, Problem
 
 BACKENDS = ("local", "audiocleaner")
-FORMATS = ("mp3", "m4b")
+FORMATS = ("mp3", "m4b", "vtt", "epub")
+DEFAULT_FORMATS = ("mp3", "m4b")
 LOUDNESS_WORDS = ("acx", "none")
 # A key that names a credential, in any spelling: api_key, apiKey, api-key,
 # "API key", x-api-key, AUDIOCLEANER_API_KEY, token, access_token, secret, ...
@@ -118,7 +119,7 @@ class Pauses:
 @dataclass(frozen=True)
 class Output:
     dir: Path
-    formats: tuple[str, ...] = FORMATS
+    formats: tuple[str, ...] = DEFAULT_FORMATS
     bitrate: str = "192k"
     sample_rate: int = 44100
     loudness: str | float = "acx"  # "acx", "none", LUFS float, or "rms:-20"
@@ -506,16 +507,16 @@ def _check_output(c: _Checker, raw: Any, root: Path) -> Output:
     raw = c.mapping(raw, "output")
     c.unknown_keys(raw, OUTPUT_KEYS, "output")
     out_dir = _folder(c, root, raw, "output", "build")
-    formats = raw.get("formats", list(FORMATS))
+    formats = raw.get("formats", list(DEFAULT_FORMATS))
     if isinstance(formats, str):
         formats = [formats]
     if not isinstance(formats, list) or not formats:
         c.add("output.formats", "must be a list with mp3, m4b or both")
-        formats = list(FORMATS)
+        formats = list(DEFAULT_FORMATS)
     for f in formats:
         if f not in FORMATS:
             c.add("output.formats", f"{_show(f)} is not a format"
-                  + _did_you_mean(str(f) if isinstance(f, str) else "", FORMATS, "; use mp3 or m4b"))
+                  + _did_you_mean(str(f) if isinstance(f, str) else "", FORMATS, "; use mp3, m4b, vtt or epub"))
     bitrate = raw.get("bitrate", "192k")
     m = _BITRATE.match(bitrate) if isinstance(bitrate, str) else None
     if not m or not 32 <= int(m.group(1)) <= 320:

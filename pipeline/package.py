@@ -28,6 +28,8 @@ from pipeline.book import slugify
 from pipeline.cache import SegmentCache
 from pipeline.config import Config, Pauses
 from pipeline.errors import AudiobookError, InputError, Problem
+from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes, vtt_text
+from pipeline.timing import Timeline, segment_pieces
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
@@ -35,8 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 
-OUTPUT_FORMAT = 2  # bump when the stitching or encoding changes
+OUTPUT_FORMAT = 3  # bump when the stitching or encoding changes
 BOOK_FORMAT = 1  # bump when the m4b encoding changes
+READALONG_FORMAT = 1  # bump when the read-along EPUB changes
 HIDDEN_DIR = ".chapters"  # chapter MP3s the m4b needs when mp3 is not an output
 
 # ACX's rules, as numbers. The head and tail bounds keep a margin inside
@@ -152,15 +155,21 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         # Chapters that no longer exist leave the manifest.
         entries = {i: e for i, e in entries.items() if i <= len(plan.chapters)}
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
+        readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
+                                     errors)
     finally:
         cover.remove()
-    _remove_stale(out_dir, previous, entries, book)
+    _remove_stale(out_dir, previous, entries, book, readalong)
     manifest = _manifest(plan, entries, book)
+    if readalong:
+        manifest["readalong"] = readalong
     audio.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
     if book:
         result.outputs.append(str(out_dir / book["file"]))
+    if readalong:
+        result.outputs.append(str(out_dir / readalong["file"]))
     result.outputs.append(str(manifest_path))
     if "mp3" in cfg.output.formats:
         audio.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
@@ -267,16 +276,23 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     out = cfg.output.dir / job.name
     out.parent.mkdir(parents=True, exist_ok=True)
 
+    timeline = Timeline(cp.index, rate, [])
+
     def parts():
-        yield pauses.chapter_head_ms
+        for piece in [pauses.chapter_head_ms]:
+            timeline.advance(piece)
+            yield piece
         for k, seg in enumerate(cp.segments):
             stored = cache.get(seg.key)
             if stored is None:  # pruned by another process mid-build
                 raise AudiobookError(f"segment {seg.key[:12]} left the cache during the build "
                                      "(a `cache prune` or `clear` at the same time?); build again")
-            yield audio.trim(audio.decode(stored.data, stored.format, rate))
-            last = k == len(cp.segments) - 1
-            yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
+            yield from segment_pieces(timeline, seg.key, seg.text, seg.parts,
+                                      audio.decode(stored.data, stored.format, rate), pauses.ms,
+                                      stored.marks)
+            gap = pauses.chapter_tail_ms if k == len(cp.segments) - 1 else pauses.ms(seg.pause_after)
+            timeline.advance(gap)
+            yield gap
 
     # Pauses stay digital silence here: the encoder lays room tone under the
     # whole chapter after the gain, so its level is the same in every file.
@@ -293,7 +309,15 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
             levels = audio.encode_chapter(stitched, out, cfg.output.bitrate, tags, treatment, cover)
     finally:
         stitched.path.unlink(missing_ok=True)
-    return _manifest_entry(job, stitched.frames, levels)
+    entry = _manifest_entry(job, stitched.frames, levels)
+    if "vtt" in cfg.output.formats:
+        audio.write_atomic(out.with_suffix(".vtt"),
+                           vtt_text([Sentence.from_json(x) for x in timeline.sentences]).encode())
+        entry["vtt"] = str(Path(job.name).with_suffix(".vtt"))
+    entry["sentences"] = timeline.sentences
+    entry["boundaries_aligned"] = timeline.aligned
+    entry["boundaries_unaligned"] = timeline.unaligned
+    return entry
 
 
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
@@ -491,17 +515,60 @@ def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str) ->
     return current
 
 
-def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book: dict | None) -> None:
+def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book: dict | None,
+                  readalong: dict | None = None) -> None:
     """Delete files an earlier build wrote that this book no longer has."""
-    keep = {e["file"] for e in entries.values()} | ({book["file"]} if book else set())
-    old = {e.get("file") for e in previous.get("chapters", []) if isinstance(e, dict)}
-    if isinstance(previous.get("book"), dict):
-        old.add(previous["book"].get("file"))
-    for name in old - keep:
+    keep = _files_of({"chapters": list(entries.values()), "book": book, "readalong": readalong})
+    for name in _files_of(previous) - keep:
         # Only names inside out_dir: a hand-edited manifest must not delete elsewhere.
         if isinstance(name, str) and name and not Path(name).is_absolute() \
                 and ".." not in Path(name).parts:
             (out_dir / name).unlink(missing_ok=True)
+
+
+def _files_of(manifest: dict) -> set[str]:
+    """Every output file a manifest names: chapter MP3s and cues, the M4B, the EPUB."""
+    names = set()
+    for e in manifest.get("chapters", []) or []:
+        if isinstance(e, dict):
+            names |= {e.get("file"), e.get("vtt")}
+    for key in ("book", "readalong"):
+        if isinstance(manifest.get(key), dict):
+            names.add(manifest[key].get("file"))
+    return {n for n in names if isinstance(n, str) and n}
+
+
+def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
+                     force: bool, errors: list) -> dict | None:
+    """The read-along EPUB's manifest entry, writing the file when it is out of date."""
+    cfg = plan.cfg
+    if "epub" not in cfg.output.formats:
+        return None
+    current = _current_entries(plan, entries, cover.digest)
+    if current is None or errors:
+        return old if isinstance(old, dict) else None
+    name = f"{slugify(cfg.title, 'audiobook')}.epub"
+    info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg),
+                    cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None,
+                    cfg.narrator_name)
+    key = _digest({"format": READALONG_FORMAT, "info": [info.title, info.author, info.language,
+                                                          info.narrator, cover.digest],
+                   "chapters": [[e["output_key"], e["title"]] for e in current]})
+    out = cfg.output.dir / name
+    if not force and old and old.get("output_key") == key and out.exists():
+        return old
+    chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / e["file"], e["duration_ms"],
+                            tuple(Sentence.from_json(x) for x in e.get("sentences", [])))
+                for e in current]
+    audio.write_atomic(out, epub_bytes(info, chapters))
+    return {"file": name, "output_key": key}
+
+
+def _book_identifier(cfg: Config) -> str:
+    """A stable identifier for the read-along EPUB: the same book gets the same one."""
+    import uuid
+
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'audiobook:{cfg.title}:{cfg.author}')}"
 
 
 # ------------------------------------------------------------------ manifest, playlist

@@ -12,7 +12,7 @@ from emulator_helpers import KEY, create, emulator
 
 from pipeline.book import Voice
 from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, BudgetError, ServiceError
-from pipeline.tts import backend_identity, get_backend
+from pipeline.tts import get_backend
 from pipeline.tts.audiocleaner import (
     CREATE_PATH,
     GET_PATH,
