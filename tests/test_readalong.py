@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import zipfile
 from pathlib import Path
@@ -20,17 +19,7 @@ from pipeline.readalong import (
     epub_bytes,
     vtt_text,
 )
-
-EPUBCHECK_JAR = next((p for p in (Path("/usr/share/java/epubcheck.jar"),) if p.exists()), None)
-
-
-def epubcheck(path: Path) -> subprocess.CompletedProcess:
-    """Run epubcheck (Debian ships it as a jar; its /usr/bin wrapper needs binfmt)."""
-    java = shutil.which("java")
-    if EPUBCHECK_JAR is None or java is None:
-        pytest.skip("epubcheck is not installed (apt-get install epubcheck)")
-    return subprocess.run([java, "-jar", str(EPUBCHECK_JAR), str(path)], capture_output=True,
-                          text=True, timeout=300)
+from tests.readers import epubcheck
 
 
 def tone(path: Path, seconds: float) -> Path:

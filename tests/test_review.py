@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,19 +12,7 @@ import pytest
 from pipeline.audio import ffmpeg_path
 from pipeline.errors import InputError
 from pipeline.review import changed_keys, summarize, write_review
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
-         "--virtual-time-budget=5000", *args],
-        capture_output=True, text=True, timeout=120)
+from tests.readers import chromium
 
 
 def manifest(tmp_path: Path, keys: list[str]) -> dict:
