@@ -63,6 +63,9 @@ class Layout:
     spans: tuple[tuple[int, int], ...]  # per part: (start, end) in ms of the laid-out audio
     aligned: int  # joints found and re-timed
     unaligned: int  # joints kept as the voice made them
+    # Per joint (the index of the part it follows): the pause it was cut in,
+    # in the segment's own audio, or None where it was left as the voice made it.
+    joints: tuple[tuple[int, Pause | None], ...] = ()
 
 
 def lay_out(audio: AudioSegment, text: str, parts: Sequence[Part],
@@ -71,7 +74,7 @@ def lay_out(audio: AudioSegment, text: str, parts: Sequence[Part],
     levels = block_levels(audio)
     voiced = [i for i, db in enumerate(levels) if db > VOICE_DBFS]
     if not voiced:
-        return Layout((), tuple((0, 0) for _ in parts), 0, 0)
+        return Layout((), tuple((0, 0) for _ in parts), 0, 0, ())
     speech = (voiced[0] * BLOCK_MS, (voiced[-1] + 1) * BLOCK_MS)
     joints = [k for k in range(len(parts) - 1) if parts[k].pause_after in RETIMED]
     pauses = find_pauses(levels, speech)
@@ -250,7 +253,8 @@ def _assemble(audio: AudioSegment, parts: Sequence[Part], speech: tuple[int, int
             gap = pause_ms(parts[b].pause_after)
             pieces.append(gap)
             out_ms += gap
-    return Layout(tuple(pieces), tuple(spans), len(cuts), len(joints) - len(cuts))
+    return Layout(tuple(pieces), tuple(spans), len(cuts), len(joints) - len(cuts),
+                  tuple((k, found.get(k)) for k in joints))
 
 
 def _spans_in_group(parts: Sequence[Part], a: int, b: int, s: int, e: int, out_ms: int,
