@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import audioop
 import re
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,7 +40,8 @@ FADE_MS = 5
 # keeps the voice's own timing.
 RETIMED = {"sentence", "line", "paragraph", "heading", "scene"}
 # A joint farther than this from where its characters put it is no match.
-PRIOR_WINDOW = 0.25  # of the segment's speech length
+PRIOR_SIGMA_MS, PRIOR_SIGMA = 500.0, 0.03
+CONFIDENT = -1.0  # a joint's match scoring less is left as the voice made it
 MARK_WINDOW_MS = (700, 200)  # before and after an engine's sentence mark
 
 
@@ -143,46 +145,150 @@ def _mark_for(offset: int, marks: Sequence[tuple[int, int]]) -> int | None:
 
 def _by_prior(joints: list[int], parts: Sequence[Part], text: str,
               speech: tuple[int, int], pauses: list[Pause]) -> dict[int, Pause]:
-    """Joints matched in order to distinct pauses near where the text puts them."""
+    """Joints matched to pauses by aligning every place the text may pause with the audio.
+
+    The events are every pausing punctuation mark of the text (a comma, a
+    sentence end inside a quotation, ...) plus the joints; the pauses are the
+    silences found. A dynamic programme pairs them in order, each at most
+    once: a pair scores by how well the pause's length suits the event (a
+    sentence end wants a long pause, a comma a short one) and by how near the
+    pause lies to where the text puts the event; leaving an event or a pause
+    unpaired costs a little. Aligning all events, not only the joints, keeps a
+    joint from taking the pause of the sentence next to it. A second pass
+    corrects the prior by what the first pass found (speech drifts: a voice
+    slows down, pauses differ) and aligns again, tighter.
+    """
     if not joints or not pauses:
         return {}
+    events = _events(text, [parts[k + 1].start for k in joints])
+    expected = expected_times([e.offset for e in events], text, speech, pauses)
     length = speech[1] - speech[0]
-    window = max(300.0, PRIOR_WINDOW * length)
-    expected = expected_times([parts[k + 1].start for k in joints], text, speech, pauses)
     longest = max(p.length for p in pauses)
+    # How long a sentence pause of this voice is: the median of as many of the
+    # longest pauses as the text has sentence ends.
+    ends = sum(1 for e in events if e.strong)
+    typical = statistics.median(sorted((p.length for p in pauses), reverse=True)[:max(1, ends)])
+    pairs: dict[int, tuple[Pause, float]] = {}
+    for sigma in (max(500.0, 0.03 * length), max(250.0, 0.01 * length)):
+        pairs = _align(events, expected, pauses, sigma, longest, typical)
+        expected = _corrected(events, expected, pairs)
+    by_offset = {parts[k + 1].start: k for k in joints}
+    return {by_offset[events[e].joint_offset]: pause for e, (pause, score) in pairs.items()
+            if events[e].joint_offset in by_offset and score > CONFIDENT}
 
-    def score(j: int, p: Pause) -> float:
-        distance = abs(p.middle - expected[j])
-        if distance > window:
+
+def _align(events: list[_Event], expected: list[float], pauses: list[Pause], sigma: float,
+           longest: int, typical: float) -> dict[int, tuple[Pause, float]]:
+    """The best in-order pairing of events with pauses: event index -> (pause, its score)."""
+    def match(e: int, p: Pause) -> float:
+        distance = abs(p.middle - expected[e]) / sigma
+        if distance > 3:
             return float("-inf")
-        return p.length / longest - distance / window
-
-    # best[j][i]: best total for the first j joints using only the first i pauses;
-    # how[j][i] says which move got there.
-    n, m = len(joints), len(pauses)
-    neg = float("-inf")
-    best = [[0.0] * (m + 1)] + [[neg] * (m + 1) for _ in range(n)]
-    how = [[_PAUSE_UNUSED] * (m + 1) for _ in range(n + 1)]
-    for j in range(1, n + 1):
-        best[j][0], how[j][0] = best[j - 1][0] + _SKIP_COST, _JOINT_UNMATCHED
-        for i in range(1, m + 1):
-            options = [(best[j][i - 1], _PAUSE_UNUSED),
-                       (best[j - 1][i] + _SKIP_COST, _JOINT_UNMATCHED),
-                       (best[j - 1][i - 1] + score(j - 1, pauses[i - 1]), _MATCHED)]
-            best[j][i], how[j][i] = max(options)
-    found: dict[int, Pause] = {}
-    j, i = n, m
-    while j > 0:
-        move = how[j][i]
-        if move == _MATCHED:
-            if score(j - 1, pauses[i - 1]) > 0:  # confident enough to cut
-                found[joints[j - 1]] = pauses[i - 1]
-            j, i = j - 1, i - 1
-        elif move == _PAUSE_UNUSED:
-            i -= 1
+        if not events[e].strong:
+            fit = 0.3 * min(1.0, p.length / 150)
+        elif p.length < 0.4 * typical:  # far too short for this voice's sentence ends
+            fit = -0.5
         else:
+            fit = min(1.0, p.length / typical)
+        return fit - 0.5 * distance * distance
+
+    n, m = len(events), len(pauses)
+    best = [[0.0] * (m + 1) for _ in range(n + 1)]
+    how = [[_PAUSE_UNUSED] * (m + 1) for _ in range(n + 1)]
+    for j in range(1, m + 1):
+        best[0][j] = best[0][j - 1] - _skip_pause(pauses[j - 1], longest)
+    for i in range(1, n + 1):
+        best[i][0], how[i][0] = best[i - 1][0] - _skip_event(events[i - 1]), _JOINT_UNMATCHED
+        for j in range(1, m + 1):
+            best[i][j], how[i][j] = max(
+                (best[i][j - 1] - _skip_pause(pauses[j - 1], longest), _PAUSE_UNUSED),
+                (best[i - 1][j] - _skip_event(events[i - 1]), _JOINT_UNMATCHED),
+                (best[i - 1][j - 1] + match(i - 1, pauses[j - 1]), _MATCHED))
+    pairs: dict[int, tuple[Pause, float]] = {}
+    i, j = n, m
+    while i > 0 and j > 0:
+        move = how[i][j]
+        if move == _MATCHED:
+            pairs[i - 1] = (pauses[j - 1], match(i - 1, pauses[j - 1]))
+            i, j = i - 1, j - 1
+        elif move == _PAUSE_UNUSED:
             j -= 1
-    return found
+        else:
+            i -= 1
+    return pairs
+
+
+def _corrected(events: list[_Event], expected: list[float],
+               pairs: dict[int, tuple[Pause, float]]) -> list[float]:
+    """The prior moved by the drift the pairs show, interpolated between sure anchors."""
+    anchors = sorted((e, pause.middle - expected[e]) for e, (pause, score) in pairs.items()
+                     if events[e].strong and score > 0)
+    if not anchors:
+        return expected
+    out = []
+    for e, guess in enumerate(expected):
+        before = [a for a in anchors if a[0] <= e]
+        after = [a for a in anchors if a[0] >= e]
+        if before and after and before[-1][0] != after[0][0]:
+            (a, ra), (b, rb) = before[-1], after[0]
+            shift = ra + (rb - ra) * (events[e].offset - events[a].offset) / max(
+                1, events[b].offset - events[a].offset)
+        else:
+            shift = (before[-1] if before else after[0])[1]
+        out.append(guess + shift)
+    return out
+
+
+@dataclass(frozen=True)
+class _Event:
+    offset: int  # where the text after it starts
+    strong: bool  # a sentence end (or a joint) rather than a clause mark
+    joint_offset: int = -1  # the start of the part after it, when it is a joint
+
+
+def _events(text: str, joint_starts: Sequence[int]) -> list[_Event]:
+    """Every place the text may pause, in order; a joint absorbs the mark that ends its part."""
+    events = [_Event(found.end(), strong) for found, strong in _pausing_marks(text)]
+    for start in joint_starts:
+        near = [k for k, e in enumerate(events) if abs(e.offset - start) <= 3]
+        if near:
+            events[near[-1]] = _Event(events[near[-1]].offset, True, start)
+        else:
+            events.append(_Event(start, True, start))
+    return sorted(events, key=lambda e: e.offset)
+
+
+def _pausing_marks(text: str):
+    """(match, is a sentence end) for each punctuation mark a voice may pause at.
+
+    A full stop after an abbreviation or an initial (Mr. Tobin, J. R. Hale)
+    counts as a clause mark: some voices read through it, others (eSpeak)
+    stop briefly.
+    """
+    for found in _PAUSING.finditer(text):
+        mark = found.group(0)
+        if not any(c in ".!?…。！？" for c in mark):
+            yield found, False
+            continue
+        if mark.startswith(".") and "." == mark.rstrip("\"'”’)]"):
+            word = text[:found.start()].rsplit(None, 1)[-1] if text[:found.start()].strip() else ""
+            word = word.lstrip("\"'“‘(")
+            if word.lower() in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                yield found, False
+                continue
+        yield found, True
+
+
+_ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "lt", "col", "gen", "capt", "prof", "rev", "sr",
+                  "jr", "mt", "vol", "fig", "e.g", "i.e", "etc", "vs", "cf", "p.m", "a.m"}
+
+
+def _skip_event(event: _Event) -> float:
+    return 0.6 if event.joint_offset >= 0 else 0.4 if event.strong else 0.05
+
+
+def _skip_pause(pause: Pause, longest: int) -> float:
+    return 0.3 * pause.length / longest
 
 
 def expected_times(offsets: Sequence[int], text: str, speech: tuple[int, int],
@@ -193,28 +299,21 @@ def expected_times(offsets: Sequence[int], text: str, speech: tuple[int, int],
     voices pause at adds one average pause; both rates are fitted to this
     audio (its speech length, and the pauses found in it).
     """
-    marks = [m.end() for m in _PAUSING.finditer(text)]
+    marks = [found.end() for found, _ in _pausing_marks(text)]
     mean_pause = sum(p.length for p in pauses) / len(pauses) if pauses else 0.0
     length = speech[1] - speech[0]
     talk = length - mean_pause * len(marks)
     if talk <= length * 0.3:  # the pauses explain too much: fall back to characters alone
         mean_pause, talk = 0.0, float(length)
     per_char = talk / max(1, len(text))
-    out = []
-    for offset in offsets:
-        before = sum(1 for m in marks if m <= offset)
-        out.append(speech[0] + offset * per_char + before * mean_pause)
-    return out
+    return [speech[0] + offset * per_char + sum(1 for m in marks if m < offset) * mean_pause
+            for offset in offsets]
 
 
 # Punctuation voices pause at (with the quotes and brackets that may close it).
 _PAUSING = re.compile(r"[,;:.!?…—–。！？，；：]+[\"'”’)\]]*(?=\s|$)")
-
-
-# Moves of the matching programme, and what leaving a joint unmatched costs
-# (more than a poor match loses, less than a good one wins).
+# Moves of the matching programmes.
 _PAUSE_UNUSED, _JOINT_UNMATCHED, _MATCHED = 0, 1, 2
-_SKIP_COST = -0.5
 
 
 def _monotone(found: dict[int, Pause]) -> dict[int, Pause]:
