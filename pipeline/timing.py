@@ -22,6 +22,7 @@ silence, so a wrong match cannot cut into a word.
 from __future__ import annotations
 
 import audioop
+import itertools
 import re
 import statistics
 from collections.abc import Callable, Sequence
@@ -40,7 +41,11 @@ FADE_MS = 5
 # keeps the voice's own timing.
 RETIMED = {"sentence", "line", "paragraph", "heading", "scene"}
 # A joint farther than this from where its characters put it is no match.
-PRIOR_SIGMA_MS, PRIOR_SIGMA = 500.0, 0.03
+# How far the time between two pauses may stray from what the text between
+# them predicts: at least STEP_SIGMA_MS, else a share of that time.
+STEP_SIGMA_MS, STEP_SIGMA = 250.0, 0.2
+MAX_STEP = 4  # events (and pauses, plus one) one step of the alignment may pass over
+BAND_MS, BAND = 3000.0, 0.1  # how far from the prior a pause may be to pair at all
 CONFIDENT = -1.0  # a joint's match scoring less is left as the voice made it
 MARK_WINDOW_MS = (700, 200)  # before and after an engine's sentence mark
 
@@ -150,93 +155,92 @@ def _by_prior(joints: list[int], parts: Sequence[Part], text: str,
     The events are every pausing punctuation mark of the text (a comma, a
     sentence end inside a quotation, ...) plus the joints; the pauses are the
     silences found. A dynamic programme pairs them in order, each at most
-    once: a pair scores by how well the pause's length suits the event (a
-    sentence end wants a long pause, a comma a short one) and by how near the
-    pause lies to where the text puts the event; leaving an event or a pause
-    unpaired costs a little. Aligning all events, not only the joints, keeps a
-    joint from taking the pause of the sentence next to it. A second pass
-    corrects the prior by what the first pass found (speech drifts: a voice
-    slows down, pauses differ) and aligns again, tighter.
+    once. A pair scores by how well the pause's length suits the event (a
+    sentence end wants a pause as long as this voice makes them, a comma a
+    short one) and by how well the time since the previous pair matches the
+    text between them: timing is judged step by step, so a voice that slows
+    down or speeds up over a long request does not shift every later joint.
+    Leaving an event or a pause unpaired costs a little. Aligning all events,
+    not only the joints, keeps a joint from taking the pause of a sentence
+    or clause beside it.
     """
     if not joints or not pauses:
         return {}
     events = _events(text, [parts[k + 1].start for k in joints])
     expected = expected_times([e.offset for e in events], text, speech, pauses)
-    length = speech[1] - speech[0]
-    longest = max(p.length for p in pauses)
-    # How long a sentence pause of this voice is: the median of as many of the
-    # longest pauses as the text has sentence ends.
     ends = sum(1 for e in events if e.strong)
     typical = statistics.median(sorted((p.length for p in pauses), reverse=True)[:max(1, ends)])
-    pairs: dict[int, tuple[Pause, float]] = {}
-    for sigma in (max(500.0, 0.03 * length), max(250.0, 0.01 * length)):
-        pairs = _align(events, expected, pauses, sigma, longest, typical)
-        expected = _corrected(events, expected, pairs)
+    longest = max(p.length for p in pauses)
+    pairs = _align(events, expected, pauses, speech, typical, longest)
     by_offset = {parts[k + 1].start: k for k in joints}
     return {by_offset[events[e].joint_offset]: pause for e, (pause, score) in pairs.items()
             if events[e].joint_offset in by_offset and score > CONFIDENT}
 
 
-def _align(events: list[_Event], expected: list[float], pauses: list[Pause], sigma: float,
-           longest: int, typical: float) -> dict[int, tuple[Pause, float]]:
+def _align(events: list[_Event], expected: list[float], pauses: list[Pause],
+           speech: tuple[int, int], typical: float, longest: int
+           ) -> dict[int, tuple[Pause, float]]:
     """The best in-order pairing of events with pauses: event index -> (pause, its score)."""
-    def match(e: int, p: Pause) -> float:
-        distance = abs(p.middle - expected[e]) / sigma
-        if distance > 3:
-            return float("-inf")
-        if not events[e].strong:
-            fit = 0.3 * min(1.0, p.length / 150)
-        elif p.length < 0.4 * typical:  # far too short for this voice's sentence ends
-            fit = -0.5
-        else:
-            fit = min(1.0, p.length / typical)
-        return fit - 0.5 * distance * distance
-
     n, m = len(events), len(pauses)
-    best = [[0.0] * (m + 1) for _ in range(n + 1)]
-    how = [[_PAUSE_UNUSED] * (m + 1) for _ in range(n + 1)]
-    for j in range(1, m + 1):
-        best[0][j] = best[0][j - 1] - _skip_pause(pauses[j - 1], longest)
-    for i in range(1, n + 1):
-        best[i][0], how[i][0] = best[i - 1][0] - _skip_event(events[i - 1]), _JOINT_UNMATCHED
-        for j in range(1, m + 1):
-            best[i][j], how[i][j] = max(
-                (best[i][j - 1] - _skip_pause(pauses[j - 1], longest), _PAUSE_UNUSED),
-                (best[i - 1][j] - _skip_event(events[i - 1]), _JOINT_UNMATCHED),
-                (best[i - 1][j - 1] + match(i - 1, pauses[j - 1]), _MATCHED))
+    neg = float("-inf")
+
+    def fit(e: int, p: Pause) -> float:
+        if not events[e].strong:
+            return 0.3 * min(1.0, p.length / 150)
+        if p.length < 0.4 * typical:  # far too short for this voice's sentence ends
+            return -0.5
+        return min(1.0, p.length / typical)
+
+    def step(span_expected: float, span_actual: float) -> float:
+        spread = max(STEP_SIGMA_MS, STEP_SIGMA * span_expected)
+        return 0.5 * ((span_actual - span_expected) / spread) ** 2
+
+    # Prefix sums of what skipping costs: skipped(events, a, b) is events a..b-1.
+    event_cost = list(itertools.accumulate((_skip_event(e) for e in events), initial=0.0))
+    pause_cost = list(itertools.accumulate((_skip_pause(p, longest) for p in pauses), initial=0.0))
+    # Only pauses near where the text puts an event are worth trying: a band.
+    band = max(BAND_MS, BAND * (speech[1] - speech[0]))
+    near = [[j for j in range(m) if abs(pauses[j].middle - expected[i]) <= band]
+            for i in range(n)]
+    # best[i][j]: best score with event i paired to pause j; back[i][j]: the pair before.
+    best = [[neg] * m for _ in range(n)]
+    back: list[list[tuple[int, int] | None]] = [[None] * m for _ in range(n)]
+    for i in range(n):
+        for j in near[i]:
+            here = fit(i, pauses[j])
+            # From the start of speech, skipping everything before.
+            value = (here - event_cost[i] - pause_cost[j]
+                     - step(expected[i] - speech[0], pauses[j].middle - speech[0]))
+            choice = None
+            for a in range(max(0, i - MAX_STEP), i):
+                for b in near[a]:
+                    if not j - MAX_STEP - 1 <= b < j or best[a][b] == neg:
+                        continue
+                    cand = (best[a][b] + here - (event_cost[i] - event_cost[a + 1])
+                            - (pause_cost[j] - pause_cost[b + 1])
+                            - step(expected[i] - expected[a], pauses[j].middle - pauses[b].middle))
+                    if cand > value:
+                        value, choice = cand, (a, b)
+            best[i][j], back[i][j] = value, choice
+    final, last = neg, None
+    for i in range(n):
+        for j in near[i]:
+            if best[i][j] == neg:
+                continue
+            value = (best[i][j] - (event_cost[n] - event_cost[i + 1])
+                     - (pause_cost[m] - pause_cost[j + 1])
+                     - step(speech[1] - expected[i], speech[1] - pauses[j].middle))
+            if value > final:
+                final, last = value, (i, j)
     pairs: dict[int, tuple[Pause, float]] = {}
-    i, j = n, m
-    while i > 0 and j > 0:
-        move = how[i][j]
-        if move == _MATCHED:
-            pairs[i - 1] = (pauses[j - 1], match(i - 1, pauses[j - 1]))
-            i, j = i - 1, j - 1
-        elif move == _PAUSE_UNUSED:
-            j -= 1
-        else:
-            i -= 1
+    while last is not None:
+        i, j = last
+        prev = back[i][j]
+        since = (expected[i] - (expected[prev[0]] if prev else speech[0]),
+                 pauses[j].middle - (pauses[prev[1]].middle if prev else speech[0]))
+        pairs[i] = (pauses[j], fit(i, pauses[j]) - step(*since))
+        last = prev
     return pairs
-
-
-def _corrected(events: list[_Event], expected: list[float],
-               pairs: dict[int, tuple[Pause, float]]) -> list[float]:
-    """The prior moved by the drift the pairs show, interpolated between sure anchors."""
-    anchors = sorted((e, pause.middle - expected[e]) for e, (pause, score) in pairs.items()
-                     if events[e].strong and score > 0)
-    if not anchors:
-        return expected
-    out = []
-    for e, guess in enumerate(expected):
-        before = [a for a in anchors if a[0] <= e]
-        after = [a for a in anchors if a[0] >= e]
-        if before and after and before[-1][0] != after[0][0]:
-            (a, ra), (b, rb) = before[-1], after[0]
-            shift = ra + (rb - ra) * (events[e].offset - events[a].offset) / max(
-                1, events[b].offset - events[a].offset)
-        else:
-            shift = (before[-1] if before else after[0])[1]
-        out.append(guess + shift)
-    return out
 
 
 @dataclass(frozen=True)
