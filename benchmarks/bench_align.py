@@ -10,7 +10,9 @@ real service), and compares each joint with the truth:
   aligner cut in (0 when the true start lies inside that pause);
 - onset error: distance from the true start to the end of that pause;
 - unaligned: joints left as the voice made them;
-- cut in speech: cuts whose pause is not silent (by construction 0).
+- cut in speech: cuts whose pause is not silent (by construction 0);
+- baseline: a character-proportional guess of each sentence start (its share
+  of the characters placed on the audio), against the same truth.
 
     python benchmarks/bench_align.py [--requests N]
 """
@@ -80,10 +82,12 @@ def run(url: str, paragraphs: list[str], client: httpx.Client) -> list[dict]:
         if pause is None or true_ms is None:
             rows.append({"unaligned": pause is None, "no_truth": true_ms is None})
             continue
+        guess = len(audio) * offset / len(text)
         inside = pause.start_ms <= true_ms <= pause.end_ms
         error = 0 if inside else min(abs(true_ms - pause.start_ms), abs(true_ms - pause.end_ms))
         loud = any(db >= SILENCE_DBFS for db in levels[pause.start_ms // 10:pause.end_ms // 10])
-        rows.append({"error": error, "onset": abs(true_ms - pause.end_ms), "cut_in_speech": loud})
+        rows.append({"error": error, "onset": abs(true_ms - pause.end_ms), "cut_in_speech": loud,
+                     "proportional": round(abs(true_ms - guess))})
     return rows
 
 
@@ -106,6 +110,7 @@ def main() -> None:
     aligned = [r for r in rows if "error" in r]
     errors = sorted(r["error"] for r in aligned)
     onsets = sorted(r["onset"] for r in aligned)
+    guesses = sorted(r["proportional"] for r in aligned)
 
     def p99(values: list[int]) -> int:
         return values[min(len(values) - 1, int(0.99 * len(values)))] if values else 0
@@ -120,6 +125,8 @@ def main() -> None:
         "onset_ms_median": statistics.median(onsets) if onsets else None,
         "onset_ms_p99": p99(onsets),
         "cuts_in_speech": sum(1 for r in aligned if r["cut_in_speech"]),
+        "proportional_guess_ms_median": statistics.median(guesses) if guesses else None,
+        "proportional_guess_ms_p99": p99(guesses),
     }, indent=2))
 
 

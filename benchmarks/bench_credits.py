@@ -1,8 +1,10 @@
 """Credits: our segmenter against the lower bound and the naive packings.
 
-    python benchmarks/bench_credits.py [--chapters 12] [--chars 48000] [--max-chars 1000]
+    python benchmarks/bench_credits.py [--kind novel|dialogue|poetry] [--chapters 12]
+                                       [--chars 48000] [--max-chars 1000]
 
-Writes a synthetic book (benchmarks/textgen.py) into a temporary project and
+Writes a synthetic book (benchmarks/textgen.py: a novel, a dialogue-heavy
+book of curly-quoted speech, or poetry with hundreds of short headings) into a temporary project and
 plans it through the real pipeline (Markdown source, lexicon, voices,
 segmenter). Prints:
 - credits of our plan vs the lower bound, sum over chapters of
@@ -81,7 +83,7 @@ def plan_of(config: Path, cached=()):
 def edit_middle_sentence(text: str) -> str:
     paragraphs = text.split("\n\n")
     middle = len(paragraphs) // 2
-    while paragraphs[middle].startswith(("#", "*")):
+    while paragraphs[middle].startswith(("#", "*")) or len(split_sentences(paragraphs[middle])) < 2:
         middle += 1
     sentences = [s for s, _ in split_sentences(paragraphs[middle])]
     sentences[len(sentences) // 2] = "The keeper changed this one sentence, and only this one."
@@ -98,11 +100,12 @@ def insert_paragraph(text: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--kind", choices=sorted(textgen.KINDS), default="novel")
     ap.add_argument("--chapters", type=int, default=12)
     ap.add_argument("--chars", type=int, default=48000)
     ap.add_argument("--max-chars", type=int, default=1000)
     args = ap.parse_args()
-    chapters = textgen.book(args.chapters, args.chars)
+    chapters = textgen.book_of(args.kind, args.chapters, args.chars)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["AUDIOBOOK_CACHE_DIR"] = str(Path(tmp) / "cache")
         config = write_project(Path(tmp), chapters, args.max_chars)
@@ -113,7 +116,7 @@ def main() -> None:
         bound = sum(credits_for(c.characters) for c in plan.chapters)
         prose, per_sentence, per_paragraph = naive_credits(chapters, args.max_chars)
         longest = max(len(s.text) for c in plan.chapters for s in c.segments)
-        print(f"book: {args.chapters} chapters, {prose} prose characters, max_chars {args.max_chars}")
+        print(f"book: {args.kind}, {args.chapters} chapters, {prose} prose characters, max_chars {args.max_chars}")
         print(f"plan time: {seconds:.2f} s")
         print(f"billable characters: {totals['characters']} = {totals['characters'] / prose:.2%} of prose")
         print(f"longest request: {longest} characters")

@@ -19,6 +19,19 @@ EMOTIONS: dict[str, int] = {
     "calm": 8,
 }
 EMOTION_NAMES: dict[int, str] = {v: k for k, v in EMOTIONS.items()}
+# The voice library (Playground) spells some emotions its own way: "cheerful"
+# is the API's happy. Config values and `voices --emotion` accept both.
+EMOTION_ALIASES: dict[str, str] = {
+    "cheerful": "happy",
+    "terrified": "afraid",
+    "neutral": "auto",
+}
+
+
+def emotion_id(name: str) -> int | None:
+    """The API's emotion id of a name or library spelling, or None if it is neither."""
+    word = name.strip().lower()
+    return EMOTIONS.get(EMOTION_ALIASES.get(word, word))
 
 # The API's language keys (guide, "Supported Languages").
 LANGUAGES: tuple[str, ...] = (

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import package
+from pipeline.book import Voice
 from pipeline.cache import CachedAudio, SegmentCache, open_cache
 from pipeline.config import Config
-from pipeline.errors import BudgetError, OfflineMissError
+from pipeline.errors import BudgetError, OfflineMissError, SegmentMissing
 from pipeline.plan import Plan, make_plan
 from pipeline.progress import LogProgress, Progress
 from pipeline.tts import get_backend
@@ -23,24 +24,72 @@ log = logging.getLogger("pipeline")
 
 
 @dataclass
-class BuildResult:
+class SynthesisReport:
+    """What synthesize() did: segments made and found, credits, the backend's counters."""
+
     segments_synthesized: int = 0
     segments_cached: int = 0
     credits_spent: int = 0
-    chapters_written: int = 0
-    chapters_unchanged: int = 0
-    outputs: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    orphans_kept: int = 0  # paid tasks of text that has since left the plan, kept in the cache
+    backend_stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def credits_maybe_charged(self) -> int:
+        return int(self.backend_stats.get("credits_maybe_charged", 0) or 0)
+
+    def plus(self, other: SynthesisReport) -> SynthesisReport:
+        """This report followed by another (a re-make after a damaged cache entry)."""
+        stats = dict(self.backend_stats)
+        for name, value in other.backend_stats.items():
+            old = stats.get(name)
+            both_counts = isinstance(value, int) and isinstance(old, int)
+            stats[name] = old + value if both_counts else value
+        return SynthesisReport(self.segments_synthesized + other.segments_synthesized,
+                               self.segments_cached, self.credits_spent + other.credits_spent,
+                               self.orphans_kept + other.orphans_kept, stats)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    synthesis: SynthesisReport
+    output: package.OutputReport
+
+    @property
+    def segments_synthesized(self) -> int:
+        return self.synthesis.segments_synthesized
+
+    @property
+    def segments_cached(self) -> int:
+        return self.synthesis.segments_cached
+
+    @property
+    def credits_spent(self) -> int:
+        return self.synthesis.credits_spent
+
+    @property
+    def chapters_written(self) -> int:
+        return self.output.chapters_written
+
+    @property
+    def chapters_unchanged(self) -> int:
+        return self.output.chapters_unchanged
+
+    @property
+    def outputs(self) -> list[str]:
+        return self.output.outputs
 
     def as_json(self) -> dict:
         return {
             "segments_synthesized": self.segments_synthesized,
             "segments_cached": self.segments_cached,
             "credits_spent": self.credits_spent,
+            "credits_maybe_charged": self.synthesis.credits_maybe_charged,
             "chapters_written": self.chapters_written,
             "chapters_unchanged": self.chapters_unchanged,
             "outputs": self.outputs,
-            **self.extra,
+            **self.synthesis.backend_stats,
+            "orphan_tasks_kept": self.synthesis.orphans_kept,
+            "book_written": self.output.book_written,
         }
 
 
@@ -48,30 +97,64 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
           progress: Progress | None = None) -> BuildResult:
     progress = progress or LogProgress()
-    with open_cache(cfg) as cache, cache.shared():
+    with open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
-        result = BuildResult()
-        synthesize(plan, cache, jobs, max_credits, offline, progress, result)
-        written = package.write_outputs(plan, cache, jobs, force, progress)
-        result.chapters_written = written.chapters_written
-        result.chapters_unchanged = written.chapters_unchanged
-        result.outputs = written.outputs
-        result.extra["book_written"] = written.book_written
-        return result
+        _record_use(cache, cfg, plan)
+        made = synthesize(plan, cache, jobs, max_credits, offline, progress)
+        try:
+            written = package.write_outputs(plan, cache, jobs, force, progress)
+        except SegmentMissing as exc:
+            # Once: a second loss in the same build is reported, not chased.
+            plan = make_plan(cfg, cache, backend, chapters)
+            made = made.plus(remake(plan, cache, exc.keys, jobs, _left(max_credits, made),
+                                    offline, progress))
+            written = package.write_outputs(plan, cache, jobs, force, progress)
+        return BuildResult(made, written)
+
+
+def _record_use(cache: SegmentCache, cfg: Config, plan: Plan) -> None:
+    """Tell the store this config uses it (pre-commit's mark_config_used), for `cache prune`.
+
+    Before spending: prune keeps what any recorded config uses under its backend.
+    """
+    cache.record_use(str(cfg.path.resolve()), plan.backend, plan.identity)
+
+
+def _left(max_credits: int | None, made: SynthesisReport) -> int | None:
+    if max_credits is None:
+        return None
+    return max(0, max_credits - made.credits_spent - made.credits_maybe_charged)
+
+
+def remake(plan: Plan, cache: SegmentCache, keys: Sequence[str], jobs: int,
+           max_credits: int | None, offline: bool, progress: Progress) -> SynthesisReport:
+    """Make again the segments the renderer found missing or damaged.
+
+    `plan` was made after the loss, so its to_send() is what the cache lacks
+    now: the reported keys, and any other the renderer stopped before seeing.
+    """
+    to_send = plan.to_send()
+    log.debug("the renderer reported %d missing: %s", len(keys), ", ".join(k[:12] for k in keys))
+    cost = sum(s.credits for _, s in to_send)
+    price = "free on the offline backend" if plan.backend == "local" else f"{cost} credit(s)"
+    log.warning("%d segment(s) were missing or damaged in the cache; making them again (%s)",
+                len(to_send), price)
+    return _send(plan, cache, to_send, jobs, max_credits, offline, progress)
 
 
 def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int | None = None,
-               offline: bool = False, progress: Progress | None = None,
-               result: BuildResult | None = None) -> BuildResult:
+               offline: bool = False, progress: Progress | None = None) -> SynthesisReport:
     """Make and cache every segment the plan still needs; nothing is encoded."""
-    progress = progress or LogProgress()
-    result = result if result is not None else BuildResult()
-    to_send = plan.to_send()
+    report = _send(plan, cache, plan.to_send(), jobs, max_credits, offline,
+                   progress or LogProgress(), resume=not offline)
+    report.segments_cached = plan.totals()["cached_segments"]
+    return report
+
+
+def _send(plan: Plan, cache: SegmentCache, to_send: list, jobs: int, max_credits: int | None,
+          offline: bool, progress: Progress, resume: bool = False) -> SynthesisReport:
     need = sum(s.credits for _, s in to_send)
-    result.segments_cached = plan.totals()["cached_segments"]
-    if not to_send:
-        return result
-    if offline:
+    if to_send and offline:
         first = to_send[0]
         raise OfflineMissError(
             f"--offline: {len(to_send)} segment(s) are not in the cache, first in chapter "
@@ -85,23 +168,50 @@ def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int 
     requests = [SynthesisRequest(s.key, s.text, s.voice,
                                  f"chapter {cp.index} '{cp.title}' ({cp.source}, line {s.line})")
                 for cp, s in to_send]
-    make_audio(plan.backend, plan.identity, plan.resolver.genders(), requests, cache, jobs,
-               progress, result)
-    return result
+    orphans = orphan_tasks(plan, cache) if resume else []
+    if orphans:
+        log.info("%d task(s) paid for before their text was edited: downloading them to keep",
+                 len(orphans))
+    if not requests and not orphans:
+        return SynthesisReport()
+    report = make_audio(plan.backend, plan.identity, plan.resolver.genders(), requests + orphans,
+                        cache, jobs, progress, max_credits)
+    resumed = sum(1 for r in orphans if r.key in cache)
+    report.orphans_kept = resumed
+    report.segments_synthesized -= resumed
+    return report
+
+
+def orphan_tasks(plan: Plan, cache: SegmentCache) -> list[SynthesisRequest]:
+    """Resume-only requests for journalled remote tasks whose text left the plan.
+
+    They were (maybe) paid for; downloading them costs nothing more, and
+    the text may come back. An empty text never creates a task.
+    """
+    if plan.backend == "local":
+        return []
+    planned = {s.key for cp in plan.chapters for s in cp.segments}
+    keys = sorted(k for k in cache.pending_keys() if k not in planned and k not in cache
+                  and (cache.pending(k) or {}).get("job_id"))
+    return [SynthesisRequest(k, "", Voice(0), f"an earlier task ({k[:12]})") for k in keys]
 
 
 def make_audio(backend: str, identity: str, genders: dict[int, int],
                requests: Sequence[SynthesisRequest], cache: SegmentCache, jobs: int,
-               progress: Progress, result: BuildResult) -> None:
+               progress: Progress, max_credits: int | None = None) -> SynthesisReport:
     """Synthesize requests, storing each in the cache the moment it is done."""
-    tts = get_backend(backend, genders=genders, journal=cache)
+    options: dict[str, Any] = {"genders": genders, "journal": cache}
+    if max_credits is not None:
+        options["max_credits"] = max_credits  # the client stops creating before the cap
+    tts = get_backend(backend, **options)
+    report = SynthesisReport()
     progress.start("synthesizing", len(requests))
 
     def store(request: SynthesisRequest, audio_out: Audio) -> None:
         cache.put(request.key, CachedAudio(audio_out.data, audio_out.format, audio_out.credits,
-                                           identity, tuple(getattr(audio_out, "marks", ()))))
-        result.segments_synthesized += 1
-        result.credits_spent += audio_out.credits
+                                           identity, audio_out.marks))
+        report.segments_synthesized += 1
+        report.credits_spent += audio_out.credits
         progress.advance()
 
     try:
@@ -109,6 +219,5 @@ def make_audio(backend: str, identity: str, genders: dict[int, int],
     finally:
         progress.finish()
         tts.close()
-        stats = getattr(tts, "stats", None)
-        if stats:
-            result.extra.update(stats())
+        report.backend_stats.update(tts.stats())
+    return report

@@ -4,9 +4,22 @@ Like pre-commit's store: its folder comes from AUDIOBOOK_CACHE_DIR, else the
 config's cache.dir; it writes a README saying what it is; changes that drop
 entries (prune, clear) take an exclusive lock while builds hold a shared one.
 
-diskcache gives atomic, process-safe writes (SQLite transactions). Its default
-2 GB size limit would silently evict paid audio, so the store is opened with
-eviction turned off: an entry leaves only by `cache prune` or `cache clear`.
+Each entry is one file, `segments/<k[:2]>/<key>.seg`: a JSON header line (key,
+sha256 and byte length of the audio, format, credits paid, backend identity)
+and then the audio bytes. It is written to a temporary file beside it and
+renamed into place, so an entry is whole or absent. The files are the index:
+there is no database to fall out of step with them, and every read checks the
+header against the bytes, so a damaged entry is dropped and made again instead
+of being played. Nothing is evicted: an entry leaves only by `cache prune`,
+`cache clear` or being found damaged.
+
+Beside the entries, as small JSON files: `pending/` (remote tasks created but
+not yet downloaded: the client's journal), `leases/` (which build is paying for
+a segment right now, so builds sharing the store pay once) and `uses/` (which
+config used the store with which backend, so prune keeps what they still use).
+
+Format 1 kept everything in a diskcache store (`store/cache.db` and `.val`
+files); it is moved into this layout the first time the cache is opened.
 """
 
 from __future__ import annotations
@@ -14,25 +27,40 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import diskcache
+from typing import TYPE_CHECKING, Any
 
 from pipeline.book import Voice
+from pipeline.errors import CacheDamaged
 
 if TYPE_CHECKING:
     from pipeline.config import Config
+    from pipeline.remote_cache import RemoteCache
+
+log = logging.getLogger("pipeline.cache")
 
 # Bump when anything about how audio is produced or stored changes, so stale
 # entries are never served for new keys.
 CACHE_FORMAT = 1
 
-_SEGMENT = "seg:"
-_PENDING = "pending:"
+# The on-disk layout of an entry (1 was the diskcache store).
+ENTRY_FORMAT = 2
+_SUFFIX = ".seg"
+# No segment is near this; a bigger file is not ours to read whole.
+MAX_ENTRY_BYTES = 256 * 2**20
+_HEADER_MAX = 4096
+# A temporary file this old belongs to no live writer.
+_STALE_TMP_S = 600.0
+_LEGACY = "store"
 
 _README = """\
 This folder is an audiobook-pipeline segment cache.
@@ -42,8 +70,15 @@ everything that decides that audio (backend, service URL, voice, emotion,
 speed, language, text, cache format). Entries from a paid service were paid
 for: nothing here is evicted automatically.
 
-Commands: `audiobook cache stats`, `audiobook cache prune` (drop what the
-current config no longer uses), `audiobook cache clear`.
+segments/  one file per entry: a JSON header line (checksum, length, credits)
+           and the audio bytes; checked on every read
+pending/   remote tasks created but not yet downloaded (resumed by the next build)
+leases/    which build is making a segment right now
+uses/      which config used this cache with which backend (prune keeps their audio)
+
+Commands: `audiobook cache stats`, `audiobook cache verify [--repair]`,
+`audiobook cache prune` (drop what no recorded config uses; paid audio only
+with --include-paid), `audiobook cache clear`.
 Keep it between builds (in CI: restore and save it) so nothing is paid twice.
 """
 
@@ -103,94 +138,532 @@ class CachedAudio:
     marks: tuple[tuple[int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class Damage:
+    """An entry (or file) of the store that cannot be served."""
+
+    key: str
+    path: str
+    reason: str
+    credits: int | None  # what it had cost, when its header still says
+
+    def cost(self) -> str:
+        if self.credits is None:
+            return "cost unknown"
+        return f"{self.credits} credit(s)" if self.credits else "free (offline audio)"
+
+
+@dataclass
+class PruneReport:
+    in_use: int = 0
+    dropped: int = 0
+    dropped_credits: int = 0
+    kept_paid: int = 0  # unused, but paid for: kept without --include-paid
+    kept_paid_credits: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class EntryDamaged(Exception):
+    """Internal: why an entry file cannot be served."""
+
+    def __init__(self, reason: str, credits: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.credits = credits
+
+
+def _is_key(name: str) -> bool:
+    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Whole or absent: a temporary file in the same folder, renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_once(path: Path, data: bytes) -> bool:
+    """Create path with data unless it exists already; True if this call wrote it.
+
+    An entry, once stored, never changes: two builds that made the same
+    segment at once (the offline engine's output varies a little from run to
+    run) then both play the first one, and give the same bytes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # atomic create-if-absent, whole when visible
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def _read_json(path: Path) -> dict | None:
+    """A small JSON object file; None when absent or unreadable."""
+    try:
+        if path.stat().st_size > _HEADER_MAX * 16:
+            return None
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _parse_header(head: bytes, key: str) -> dict:
+    try:
+        meta = json.loads(head)
+    except ValueError:
+        raise EntryDamaged("its header is unreadable") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("size"), int):
+        raise EntryDamaged("its header is unreadable")
+    credits = meta.get("credits") if isinstance(meta.get("credits"), int) else None
+    if meta.get("key") != key:
+        raise EntryDamaged("its header names another segment", credits)
+    return meta
+
+
+def read_entry(path: Path, key: str) -> tuple[dict, bytes]:
+    """(header, audio bytes) of an entry file, checked; EntryDamaged if it is not whole."""
+    size = path.stat().st_size  # FileNotFoundError: simply missing
+    if size > MAX_ENTRY_BYTES:
+        raise EntryDamaged(f"it is {size} bytes, more than any segment")
+    return parse_entry(path.read_bytes(), key)
+
+
+def entry_bytes(key: str, audio: CachedAudio) -> bytes:
+    """An entry as stored, locally and remotely: a JSON header line, then the audio."""
+    header = {
+        "entry_format": ENTRY_FORMAT, "key": key,
+        "sha256": hashlib.sha256(audio.data).hexdigest(), "size": len(audio.data),
+        "format": audio.format, "credits": audio.credits, "backend": audio.backend,
+        "created": round(time.time(), 3), "marks": [list(m) for m in audio.marks],
+    }
+    return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + audio.data
+
+
+def parse_entry(raw: bytes, key: str) -> tuple[dict, bytes]:
+    """(header, audio bytes) of an entry's bytes, checked; EntryDamaged if it is not whole."""
+    head, newline, data = raw.partition(b"\n")
+    if not newline:
+        raise EntryDamaged("it has no header (truncated)")
+    meta = _parse_header(head, key)
+    credits = meta.get("credits") if isinstance(meta.get("credits"), int) else None
+    if len(data) != meta["size"]:
+        raise EntryDamaged(f"it holds {len(data)} of {meta['size']} audio bytes (truncated)",
+                           credits)
+    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        raise EntryDamaged("its audio does not match its checksum", credits)
+    return meta, data
+
+
+def read_header(path: Path, key: str) -> dict:
+    """An entry's header alone (for stats and prune); EntryDamaged if unreadable."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER_MAX).partition(b"\n")
+    if not head[1]:
+        raise EntryDamaged("it has no header (truncated)")
+    return _parse_header(head[0], key)
+
+
 class SegmentCache:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, repair: bool = False,
+                 remote: RemoteCache | None = None):
         self.directory = Path(directory)
+        self.remote = remote  # the fleet tier (remote_cache.py), read- and write-through
         self.directory.mkdir(parents=True, exist_ok=True)
         readme = self.directory / "README.txt"
-        if not readme.exists():
-            readme.write_text(_README, encoding="utf-8")
-        self._store = diskcache.Cache(
-            str(self.directory / "store"),
-            size_limit=2**62,
-            eviction_policy="none",
-            cull_limit=0,
-            # Several builds may share one cache; wait for the lock rather than fail.
-            timeout=300,
-        )
+        if not readme.exists() or _LEGACY_README_MARK in readme.read_text("utf-8", "replace"):
+            _write_atomically(readme, _README.encode())
         self._lock_path = self.directory / "lock"
+        self._segments = self.directory / "segments"
+        self._pending = self.directory / "pending"
+        self._leases = self.directory / "leases"
+        self._uses = self.directory / "uses"
+        self.set_aside: list[Damage] = []  # what a repair moved out of the way
+        if (self.directory / _LEGACY).exists():
+            self._migrate_legacy(repair)
 
     # -- segments --------------------------------------------------------
+    def _path(self, key: str) -> Path:
+        return self._segments / key[:2] / (key + _SUFFIX)
+
+    def _entry_files(self) -> Iterator[tuple[str, Path]]:
+        if not self._segments.is_dir():
+            return
+        for sub in sorted(os.scandir(self._segments), key=lambda e: e.name):
+            if not sub.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(sub.path):
+                name = entry.name
+                if name.endswith(_SUFFIX) and _is_key(name[: -len(_SUFFIX)]):
+                    yield name[: -len(_SUFFIX)], Path(entry.path)
+
     def keys(self) -> set[str]:
-        return {k[len(_SEGMENT):] for k in self._store.iterkeys() if k.startswith(_SEGMENT)}
+        """Every key a build can get: this folder's, and the remote tier's."""
+        local = self.local_keys()
+        return local | self.remote.keys() if self.remote is not None else local
+
+    def local_keys(self) -> set[str]:
+        return {key for key, _ in self._entry_files()}
 
     def get(self, key: str) -> CachedAudio | None:
-        value = self._store.get(_SEGMENT + key)
-        if not value:
+        """The entry, checked against its checksum; None when missing or damaged.
+
+        A damaged entry is deleted (with a warning naming it), so the plan
+        that follows sees it missing and makes it again.
+        """
+        path = self._path(key)
+        try:
+            before = path.stat()
+            meta, data = read_entry(path, key)
+        except FileNotFoundError:
+            return self._get_remote(key)
+        except (EntryDamaged, OSError) as exc:
+            reason = exc.reason if isinstance(exc, EntryDamaged) else f"it cannot be read ({exc})"
+            credits = exc.credits if isinstance(exc, EntryDamaged) else None
+            damage = Damage(key, str(path), reason, credits)
+            log.warning("cache entry %s is damaged: %s; dropped it, it will be made again (%s)",
+                        key[:12], reason, damage.cost())
+            self._drop_if_unchanged(path, before)
+            return self._get_remote(key)
+        return _cached_audio(meta, data)
+
+    def _get_remote(self, key: str) -> CachedAudio | None:
+        """Read-through: a checked remote entry is kept locally as well."""
+        if self.remote is None:
             return None
-        marks = tuple((int(c), int(t)) for c, t in value.get("marks", ()))
-        return CachedAudio(value["data"], value["format"], value["credits"], value["backend"],
-                           marks)
+        raw = self.remote.get(key)
+        if raw is None:
+            return None
+        try:
+            meta, data = parse_entry(raw, key)
+        except EntryDamaged as exc:
+            log.warning("remote cache entry %s is damaged: %s; it will be made again",
+                        key[:12], exc.reason)
+            return None
+        _write_atomically(self._path(key), raw)
+        return _cached_audio(meta, data)
+
+    def _drop_if_unchanged(self, path: Path, seen: os.stat_result) -> None:
+        # Another build may have just replaced the damaged file with a good one.
+        with contextlib.suppress(OSError):
+            now = path.stat()
+            if (now.st_ino, now.st_size, now.st_mtime_ns) == (seen.st_ino, seen.st_size,
+                                                                 seen.st_mtime_ns):
+                path.unlink()
 
     def __contains__(self, key: str) -> bool:
-        return (_SEGMENT + key) in self._store
+        return self._path(key).is_file() or (self.remote is not None and key in self.remote)
 
     def put(self, key: str, audio: CachedAudio) -> None:
-        self._store.set(
-            _SEGMENT + key,
-            {"data": audio.data, "format": audio.format, "credits": audio.credits,
-             "backend": audio.backend, "marks": [list(m) for m in audio.marks]},
-        )
+        """Store an entry; one already stored and whole is kept (first writer wins)."""
+        raw = entry_bytes(key, audio)
+        path = self._path(key)
+        if not _write_once(path, raw):
+            try:
+                read_entry(path, key)
+            except (EntryDamaged, OSError):
+                _write_atomically(path, raw)  # what was there is damaged: replace it
+            else:
+                raw = path.read_bytes()
+        if self.remote is not None:
+            self.remote.put(key, raw)  # write-through: the fleet pays once too
+
+    def entry_credits(self, key: str) -> int | None:
+        """What an entry cost, from its header; None when unreadable."""
+        try:
+            return int(read_header(self._path(key), key).get("credits", 0))
+        except (OSError, EntryDamaged, ValueError, TypeError):
+            return None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     # -- tasks created but not yet downloaded (remote backends) -----------
     def pending(self, key: str) -> dict | None:
-        return self._store.get(_PENDING + key)
+        path = self._pending / f"{key}.json"
+        if not path.exists():
+            return None
+        info = _read_json(path)
+        if info is None:
+            log.warning("the journal entry of segment %s (%s) is unreadable; a build makes the "
+                        "segment again", key[:12], path)
+        return info
 
     def set_pending(self, key: str, info: dict) -> None:
-        self._store.set(_PENDING + key, info)
+        _write_atomically(self._pending / f"{key}.json", json.dumps(info).encode())
+        # The job id travels with the lease, so a second build polls it instead of paying.
+        self._update_lease(key, {k: info[k] for k in ("job_id", "base_url") if k in info})
 
     def drop_pending(self, key: str) -> None:
-        self._store.delete(_PENDING + key)
+        (self._pending / f"{key}.json").unlink(missing_ok=True)
 
     def pending_keys(self) -> set[str]:
-        return {k[len(_PENDING):] for k in self._store.iterkeys() if k.startswith(_PENDING)}
+        return set(self._json_names(self._pending))
+
+    @staticmethod
+    def _json_names(folder: Path) -> Iterator[str]:
+        if folder.is_dir():
+            for entry in os.scandir(folder):
+                if entry.name.endswith(".json") and not entry.name.startswith("."):
+                    yield entry.name[: -len(".json")]
+
+    # -- leases: one build pays for a segment, the others wait for it -----
+    def lease(self, key: str, holder: dict, ttl_s: float) -> dict | None:
+        """Take the lease on key before paying for it.
+
+        None: this process holds it now. Otherwise the live holder's info
+        (pid, host, time, ttl_s, and job_id/base_url once its task exists).
+        A lease whose ttl passed, or whose holder process on this host is
+        gone, is taken over. Check-and-write happens under the lease lock, the
+        local form of a conditional write (see docs/cache.md).
+        """
+        mine = {**holder, "pid": os.getpid(), "host": socket.gethostname(),
+                "time": time.time(), "ttl_s": float(ttl_s), "token": uuid.uuid4().hex}
+        if self.remote is not None and self.remote.available:
+            held = self.remote.lease(key, mine)
+            if held is not False:  # the remote answered: it speaks for the fleet
+                return held
+        path = self._leases / f"{key}.json"
+        with _flock(self._leases_lock(), exclusive=True):
+            current = _read_json(path)
+            if current is not None and lease_alive(current) and not is_mine(current):
+                return current
+            if current is not None and not is_mine(current):
+                log.info("taking over the lease on segment %s from pid %s on %s (%s)",
+                         key[:12], current.get("pid"), current.get("host"),
+                         "expired" if _expired(current) else "process gone")
+            _write_atomically(path, json.dumps(mine).encode())
+        return None
+
+    def lease_info(self, key: str) -> dict | None:
+        """The live lease on key (whoever holds it), or None."""
+        if self.remote is not None and self.remote.available:
+            found = self.remote.lease_info(key)
+            if found is not False:
+                return found
+        current = _read_json(self._leases / f"{key}.json")
+        return current if current is not None and lease_alive(current) else None
+
+    def release(self, key: str) -> None:
+        """Give up this process's lease on key (someone else's is left alone)."""
+        if self.remote is not None and self.remote.available:
+            self.remote.release(key)
+        path = self._leases / f"{key}.json"
+        if not path.exists():
+            return
+        with _flock(self._leases_lock(), exclusive=True):
+            current = _read_json(path)
+            if current is None or is_mine(current) or not lease_alive(current):
+                path.unlink(missing_ok=True)
+
+    def _update_lease(self, key: str, info: dict) -> None:
+        if info and self.remote is not None and self.remote.available:
+            self.remote.update_lease(key, info)
+        path = self._leases / f"{key}.json"
+        if not info or not path.exists():
+            return
+        with _flock(self._leases_lock(), exclusive=True):
+            current = _read_json(path)
+            if current is not None and is_mine(current):
+                _write_atomically(path, json.dumps({**current, **info,
+                                                   "time": time.time()}).encode())
+
+    def _leases_lock(self) -> Path:
+        self._leases.mkdir(parents=True, exist_ok=True)
+        return self._leases / ".lock"
+
+    # -- which configs use this store ------------------------------------
+    def record_use(self, config_path: str, backend: str, identity: str) -> None:
+        """Remember that config_path built with backend at identity (prune keeps its audio)."""
+        record = {"config": str(config_path), "backend": backend, "identity": identity}
+        name = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:32]
+        path = self._uses / f"{name}.json"
+        old = _read_json(path)
+        # One write a day at most: builds are frequent, the record barely changes.
+        if old is None or time.time() - float(old.get("last_used", 0)) > 86400:
+            _write_atomically(path, json.dumps({**record, "last_used": time.time()}).encode())
+
+    def uses(self) -> list[dict]:
+        found = []
+        for name in sorted(self._json_names(self._uses)):
+            record = _read_json(self._uses / f"{name}.json")
+            if record and all(isinstance(record.get(k), str)
+                              for k in ("config", "backend", "identity")):
+                found.append({**record, "id": name})
+        return found
+
+    def forget_use(self, record_id: str) -> None:
+        (self._uses / f"{record_id}.json").unlink(missing_ok=True)
 
     # -- maintenance -----------------------------------------------------
     def stats(self) -> dict:
-        count, size, credits = 0, 0, 0
-        for key in self._store.iterkeys():
-            if key.startswith(_SEGMENT):
-                value = self._store.get(key)
-                if value:
-                    count += 1
-                    size += len(value["data"])
-                    credits += value["credits"]
+        count, size, credits, disk = 0, 0, 0, 0
+        for key, path in self._entry_files():
+            with contextlib.suppress(OSError, EntryDamaged, ValueError, TypeError):
+                disk += path.stat().st_size
+                meta = read_header(path, key)
+                count += 1
+                size += int(meta["size"])
+                credits += int(meta.get("credits", 0))
         return {
             "directory": str(self.directory),
             "segments": count,
             "audio_bytes": size,
-            "disk_bytes": self._store.volume(),
+            "disk_bytes": disk,
             "credits_paid": credits,
             "pending_tasks": len(self.pending_keys()),
+            "pending": self.pending_list(),
+            "configs_recorded": len(self.uses()),
+            **self._remote_stats(),
         }
 
-    def prune(self, keep: set[str]) -> tuple[int, int]:
-        """Drop segments not in keep; return (count, credits) dropped."""
-        dropped, credits = 0, 0
-        with self.exclusive():
-            for key in list(self._store.iterkeys()):
-                if key.startswith(_SEGMENT) and key[len(_SEGMENT):] not in keep:
-                    value = self._store.get(key)
-                    self._store.delete(key)
-                    dropped += 1
-                    credits += value["credits"] if value else 0
-        return dropped, credits
+    def _remote_stats(self) -> dict:
+        if self.remote is None:
+            return {}
+        keys = self.remote.keys()
+        return {"remote": str(self.remote.where),
+                "remote_segments": len(keys) if self.remote.available else None,
+                "local_only_segments": len(self.local_keys() - keys)
+                if self.remote.available else None}
+
+    def push(self) -> tuple[int, int]:
+        """Upload local entries the remote tier lacks; (entries, bytes) sent."""
+        from pipeline.errors import RemoteCacheError
+
+        remote = self.remote
+        if remote is None:
+            raise RemoteCacheError("no remote cache is set: set cache.remote in audiobook.yml or "
+                                   "AUDIOBOOK_REMOTE_CACHE to s3://BUCKET/PREFIX")
+        there = remote.keys()
+        sent, size = 0, 0
+        for key in sorted(self.local_keys() - there):
+            if not remote.available:
+                break
+            if self.get(key) is None:  # damaged: dropped with a warning, not sent
+                continue
+            raw = self._path(key).read_bytes()
+            if remote.put(key, raw):
+                sent, size = sent + 1, size + len(raw)
+        if not remote.available:
+            raise RemoteCacheError(f"remote cache {remote.where} cannot be used; {sent} "
+                                   "entr(ies) were sent before it failed (see above)")
+        return sent, size
+
+    def pending_list(self) -> list[dict]:
+        """Journalled remote tasks: paid for (or being paid), not downloaded yet."""
+        out = []
+        now = time.time()
+        for key in sorted(self.pending_keys()):
+            info = _read_json(self._pending / f"{key}.json") or {}
+            created = info.get("created_at")
+            out.append({"key": key, "job_id": info.get("job_id"), "base_url": info.get("base_url"),
+                        "credits": info.get("credits"),
+                        "age_s": round(now - created, 1) if isinstance(created, (int, float))
+                        else None})
+        return out
+
+    def prune(self, keep: set[str], include_paid: bool = False,
+              only: set[str] | None = None) -> PruneReport:
+        """Drop entries not in keep (and in only, when given); paid ones only with include_paid.
+
+        The caller holds exclusive(): keep must be computed under the same lock.
+        """
+        report = PruneReport(in_use=len(keep))
+        for key in self.local_keys() - keep:
+            if only is not None and key not in only:
+                continue
+            credits = self.entry_credits(key)
+            if credits and not include_paid:
+                report.kept_paid += 1
+                report.kept_paid_credits += credits
+                continue
+            self.delete(key)
+            report.dropped += 1
+            report.dropped_credits += credits or 0
+        return report
 
     def clear(self) -> int:
         with self.exclusive():
-            count = len(self.keys())
-            self._store.clear()
-        return count
+            keys = self.local_keys()
+            for key in keys:
+                self.delete(key)
+        return len(keys)
+
+    def verify(self, repair: bool = False) -> list[Damage]:
+        """Check every entry, journal and lease file; with repair drop what is bad."""
+        bad: list[Damage] = list(self.set_aside)
+        with self.exclusive() if repair else contextlib.nullcontext():
+            for key, path in self._entry_files():
+                try:
+                    read_entry(path, key)
+                except FileNotFoundError:
+                    continue
+                except (EntryDamaged, OSError) as exc:
+                    reason = exc.reason if isinstance(exc, EntryDamaged) else str(exc)
+                    credits = exc.credits if isinstance(exc, EntryDamaged) else None
+                    bad.append(Damage(key, str(path), reason, credits))
+                    if repair:
+                        path.unlink(missing_ok=True)
+            for folder, what in ((self._pending, "journal entry"), (self._leases, "lease"),
+                                 (self._uses, "use record")):
+                for name in list(self._json_names(folder)):
+                    path = folder / f"{name}.json"
+                    if _read_json(path) is None and path.exists():
+                        bad.append(Damage(name, str(path), f"its {what} is unreadable", None))
+                        if repair:
+                            path.unlink(missing_ok=True)
+            if repair:
+                self._remove_stale_temporaries()
+        return bad
+
+    def _remove_stale_temporaries(self) -> None:
+        cutoff = time.time() - _STALE_TMP_S
+        for path in self.directory.rglob(".tmp-*.part"):
+            with contextlib.suppress(OSError):
+                if not path.is_symlink() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    # -- format 1 (diskcache) --------------------------------------------
+    def _migrate_legacy(self, repair: bool) -> None:
+        legacy = self.directory / _LEGACY
+        with self.exclusive():
+            if not legacy.exists():  # another process moved it meanwhile
+                return
+            try:
+                moved, lost = _move_legacy_entries(legacy, self)
+            except CacheDamaged:
+                if not repair:
+                    raise
+                self.set_aside = _set_aside_legacy(legacy)
+                return
+            shutil.rmtree(legacy, ignore_errors=True)
+        log.info("moved %d cached segment(s) to the checked cache format", moved)
+        for damage in lost:
+            log.warning("cache entry %s was unreadable in the old format: %s; it will be made "
+                        "again (%s)", damage.key[:12], damage.reason, damage.cost())
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -203,7 +676,7 @@ class SegmentCache:
             yield
 
     def close(self) -> None:
-        self._store.close()
+        pass
 
     def __enter__(self) -> SegmentCache:
         return self
@@ -212,11 +685,155 @@ class SegmentCache:
         self.close()
 
 
+def _cached_audio(meta: dict, data: bytes) -> CachedAudio:
+    return CachedAudio(data, str(meta.get("format", "")), int(meta.get("credits", 0)),
+                       str(meta.get("backend", "")), _marks(meta.get("marks")))
+
+
+def _marks(raw: object) -> tuple[tuple[int, int], ...]:
+    """The engine's sentence marks from a header, or () when they are not well formed.
+
+    The checksum covers the audio, not the header, so marks are not trusted
+    blindly: anything but increasing (offset, ms) pairs of integers is dropped,
+    and the stitcher then finds the sentences in the audio itself.
+    """
+    if not isinstance(raw, list):
+        return ()
+    marks = []
+    for pair in raw:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)):
+            return ()
+        if marks and (pair[0] <= marks[-1][0] or pair[1] < marks[-1][1]):
+            return ()
+        marks.append((pair[0], pair[1]))
+    return tuple(marks)
+
+
+_LEGACY_README_MARK = "`audiobook cache prune` (drop what the\ncurrent config no longer uses)"
+
+
+def _legacy_val_files(legacy: Path) -> list[Path]:
+    return sorted(p for p in legacy.rglob("*.val") if p.is_file())
+
+
+def _move_legacy_entries(legacy: Path, cache: SegmentCache) -> tuple[int, list[Damage]]:
+    """Copy a format-1 store's entries and journal into the new layout.
+
+    An empty or unreadable cache.db beside .val files is damage, not an empty
+    cache: its files can no longer be matched to their segments.
+    """
+    import sqlite3
+
+    import diskcache
+
+    db = legacy / "cache.db"
+    vals = _legacy_val_files(legacy)
+    why = None
+    if not db.exists():
+        why = "it is missing"
+    elif db.stat().st_size == 0:
+        why = "it is empty (0 bytes)"
+    if why is None:
+        try:
+            store = diskcache.Cache(str(legacy), size_limit=2**62, eviction_policy="none",
+                                    cull_limit=0, timeout=60)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            why = f"it cannot be read: {exc}"
+    if why is not None:
+        if not vals:  # nothing paid is lost: just start afresh
+            return 0, []
+        raise _legacy_damaged(legacy, db, why, vals)
+    moved, lost, seen = 0, [], 0
+    try:
+        for raw_key in list(store.iterkeys()):
+            if not isinstance(raw_key, str):
+                continue
+            kind, _, key = raw_key.partition(":")
+            try:
+                value = store.get(raw_key)
+            except Exception as exc:  # noqa: BLE001 - any unreadable value is one lost entry
+                lost.append(Damage(key, str(legacy), f"{type(exc).__name__}: {exc}", None))
+                continue
+            if kind == "seg" and isinstance(value, dict) and isinstance(value.get("data"), bytes):
+                seen += 1
+                cache.put(key, CachedAudio(value["data"], str(value.get("format", "")),
+                                           int(value.get("credits", 0)),
+                                           str(value.get("backend", ""))))
+                moved += 1
+            elif kind == "seg":
+                lost.append(Damage(key, str(legacy), "its value is missing or not audio", None))
+            elif kind == "pending" and isinstance(value, dict):
+                _write_atomically(cache._pending / f"{key}.json", json.dumps(value).encode())
+    finally:
+        store.close()
+    if moved == 0 and not lost and vals:
+        raise _legacy_damaged(legacy, db, "it lists no entry", vals)
+    return moved, lost
+
+
+def _legacy_damaged(legacy: Path, db: Path, why: str, vals: list[Path]) -> CacheDamaged:
+    paid = sum(c for c in (_legacy_credits(p) for p in vals) if c)
+    return CacheDamaged(
+        f"the cache index {db} is damaged ({why}); the {len(vals)} audio file(s) beside it "
+        f"({paid} credit(s) of paid audio) can no longer be matched to their segments, and "
+        "short entries kept inside it are lost",
+        f"run `audiobook cache verify --repair` to set {legacy} aside and go on; the next build "
+        "makes those segments again (a remote backend charges for them again)")
+
+
+def _legacy_credits(path: Path) -> int | None:
+    """What a format-1 .val file says it cost (it is our own pickle of a dict)."""
+    import pickle
+
+    try:
+        value = pickle.loads(path.read_bytes())  # noqa: S301 - our own cache's file
+        return int(value["credits"]) if isinstance(value, dict) else None
+    except Exception:  # noqa: BLE001 - a damaged file simply has no known cost
+        return None
+
+
+def _set_aside_legacy(legacy: Path) -> list[Damage]:
+    costs = {p: _legacy_credits(p) for p in _legacy_val_files(legacy)}
+    aside = legacy.with_name(f"{legacy.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(legacy, aside)
+    log.warning("set the damaged old store aside in %s", aside)
+    return [Damage(p.stem, str(aside / p.relative_to(legacy)),
+                   "the old index is damaged; set aside", cost) for p, cost in costs.items()]
+
+
+def lease_alive(info: dict) -> bool:
+    return not _expired(info) and not _holder_gone(info)
+
+
+def _expired(info: dict) -> bool:
+    try:
+        return time.time() > float(info["time"]) + float(info["ttl_s"])
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
+def _holder_gone(info: dict) -> bool:
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False  # another machine's process: only its ttl can tell
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):
+        return False
+    return False
+
+
+def is_mine(info: dict) -> bool:
+    return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
+
+
 @contextlib.contextmanager
 def _flock(path: Path, exclusive: bool) -> Iterator[None]:
     try:
         import fcntl
-    except ImportError:  # Windows: diskcache's own transactions still apply
+    except ImportError:  # Windows: no advisory locks; atomic renames still apply
         yield
         return
     with open(path, "a+b") as handle:
@@ -232,6 +849,82 @@ def resolve_cache_dir(configured: Path) -> Path:
     return Path(env).expanduser() if env else configured
 
 
-def open_cache(cfg: Config) -> SegmentCache:
-    """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir)."""
-    return SegmentCache(resolve_cache_dir(cfg.cache_dir))
+def open_cache(cfg: Config, repair: bool = False, offline: bool = False,
+               local_only: bool = False) -> SegmentCache:
+    """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir).
+
+    With a remote tier configured (AUDIOBOOK_REMOTE_CACHE, else cache.remote)
+    it reads and writes through to it, except offline: --offline never
+    touches the network.
+    """
+    remote = None
+    if not (offline or local_only):
+        from pipeline.remote_cache import open_remote
+
+        remote = open_remote(cfg)
+    return SegmentCache(resolve_cache_dir(cfg.cache_dir), repair=repair, remote=remote)
+
+
+# -- what the recorded configs still use ----------------------------------
+def used_keys(cache: SegmentCache, current: Config | None,
+              plan_keys: Callable[[SegmentCache, Config, str, str], set[str]] | None = None
+              ) -> tuple[set[str], list[str]]:
+    """Every key a recorded (or the current) config uses under each recorded backend.
+
+    A recorded config that no longer exists is forgotten, with a note. One
+    that cannot be planned any more stops the prune: what it uses is unknown.
+    """
+    from pipeline.config import load_config
+    from pipeline.errors import InputError, Problem
+    from pipeline.tts import backend_identity
+
+    plan_keys = plan_keys or _plan_keys
+    combos: dict[str, set[tuple[str, str]]] = {}
+    notes: list[str] = []
+    for record in cache.uses():
+        if not Path(record["config"]).is_file():
+            cache.forget_use(record["id"])
+            notes.append(f"{record['config']} no longer exists; forgot that it used this cache "
+                         f"({record['backend']})")
+            continue
+        combos.setdefault(record["config"], set()).add((record["backend"], record["identity"]))
+    if current is not None:
+        combos.setdefault(str(current.path), set()).add(
+            (current.backend, backend_identity(current.backend)))
+    keep: set[str] = set()
+    for config_path, pairs in sorted(combos.items()):
+        try:
+            cfg = current if current is not None and str(current.path) == config_path \
+                else load_config(config_path)
+            for backend, identity in sorted(pairs):
+                keep |= plan_keys(cache, cfg, backend, identity)
+        except InputError as exc:
+            raise InputError([Problem(config_path, None, None,
+                                      "cache prune cannot tell which audio this config uses, so "
+                                      "nothing was dropped; fix it, or delete it if it is gone "
+                                      "for good"), *exc.problems]) from exc
+    return keep, notes
+
+
+def _plan_keys(cache: SegmentCache, cfg: Config, backend: str, identity: str) -> set[str]:
+    from pipeline.plan import make_plan
+
+    # The packer leans on what is cached, so plan against the real store.
+    # Planning re-reads the sources: their warnings were already shown by builds.
+    quiet = logging.getLogger("pipeline")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        plan = make_plan(cfg, cache, backend, identity=identity)
+    finally:
+        quiet.setLevel(level)
+    return {s.key for cp in plan.chapters for s in cp.segments}
+
+
+def sum_credits(damage: list[Damage]) -> int:
+    return sum(d.credits or 0 for d in damage)
+
+
+def as_json(damage: list[Damage]) -> list[dict[str, Any]]:
+    return [{"key": d.key, "path": d.path, "reason": d.reason, "credits": d.credits}
+            for d in damage]

@@ -11,13 +11,15 @@ resets to the chapter's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
 from pipeline.config import VOICE_CHECKS, Config
-from pipeline.errors import Problem
+from pipeline.errors import Problem, ValidationError
 from pipeline.segment import CUT_HEADING, Atom, Run, atoms_of_paragraph
+from pipeline.spoken import spoken_form
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
 
@@ -27,11 +29,13 @@ class VoiceResolver:
 
     cfg: Config
     library: list[VoiceInfo] | None
+    backend: str = "local"  # the backend that will speak (build/say --backend wins over the config)
+    _offline: frozenset[int] | None = field(default=None, repr=False)
 
     @classmethod
-    def for_config(cls, cfg: Config) -> VoiceResolver:
+    def for_config(cls, cfg: Config, backend: str | None = None) -> VoiceResolver:
         library = load_library(cfg.voices, str(cfg.voices)) if cfg.voices else None
-        return cls(cfg, library)
+        return cls(cfg, library, backend or cfg.backend)
 
     def base(self, overrides: dict[str, Any]) -> dict[str, Any]:
         settings = {"language": self.cfg.language, **self.cfg.narrator}
@@ -45,19 +49,40 @@ class VoiceResolver:
         out.update({k: v for k, v in changes.items() if not (k == "voice" and v in self.cfg.cast)})
         return out
 
-    def voice(self, settings: dict[str, Any]) -> tuple[Voice | None, str | None]:
+    def voice(self, settings: dict[str, Any]) -> Voice:
+        """The Voice of resolved settings; raises ValidationError for an unknown voice."""
         ref = settings["voice"]
         info = find_voice(self.library, ref) if self.library is not None else None
         if self.library is not None and info is None:
-            return None, f"{ref!r} is not in the voice library{suggest(self.library, ref)}"
+            raise ValidationError(f"{ref!r} is not in the voice library{suggest(self.library, ref)}")
         if info is not None:
             ref = info.id
         if not isinstance(ref, int):
             known = ", ".join(self.cfg.cast) or "none"
-            return None, (f"{ref!r} is not a voice id or a cast name (cast: {known}); "
-                          "use a number or give a voice library in `voices:`")
+            raise ValidationError(f"{ref!r} is not a voice id or a cast name (cast: {known}); "
+                                  "use a number or give a voice library in `voices:`")
+        offline = self.offline_ids()
+        if offline is not None and ref not in offline:
+            nearest = sorted(offline, key=lambda v: (abs(v - ref), v))[:3]
+            raise ValidationError(f"{ref} is not a voice of the offline backend; did you mean "
+                                  + " or ".join(str(v) for v in nearest)
+                                  + "? (run `audiobook voices --offline`, or give a voice "
+                                  "library in `voices:`)")
         return Voice(ref, int(settings.get("emotion", 0)), float(settings.get("speed", 1.0)),
-                     settings.get("language", self.cfg.language)), None
+                     settings.get("language", self.cfg.language))
+
+    def offline_ids(self) -> frozenset[int] | None:
+        """The voice ids the local backend knows, when it is the judge of voice ids.
+
+        That is: backend local and no voice library. None when the engine does
+        not list its voices (tts.local.offline_voices() arrives with the engine
+        branch) or lists none.
+        """
+        if self.library is not None or self.backend != "local":
+            return None
+        if self._offline is None:
+            self._offline = _offline_voice_ids()
+        return self._offline or None
 
     def problems(self) -> list[Problem]:
         """Narrator and cast voices that do not resolve (unknown ids or names)."""
@@ -66,10 +91,11 @@ class VoiceResolver:
         for key, settings in named:
             if "voice" not in settings:
                 continue
-            _, message = self.voice(self.base(settings) if key != "narrator" else self.base({}))
-            if message:
+            try:
+                self.voice(self.base(settings) if key != "narrator" else self.base({}))
+            except ValidationError as exc:
                 found.append(Problem(self.cfg.display, self.cfg.line_of(f"{key}.voice"),
-                                     f"{key}.voice", message))
+                                     f"{key}.voice", str(exc)))
         return found
 
     def genders(self) -> dict[int, int]:
@@ -90,13 +116,25 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
     entry = cfg.chapters[chapter.entry]
     base = resolver.base(entry.overrides)
     current = base
-    voice, message = resolver.voice(current)
-    if message:
+    try:
+        voice = resolver.voice(current)
+    except ValidationError as exc:
         key = f"chapters[{entry.index}].voice" if "voice" in entry.overrides else "narrator.voice"
-        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, message))
+        problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, str(exc)))
         return []
     runs: list[Run] = []
     atoms: list[Atom] = []
+    normalize = entry.normalize if entry.normalize is not None else cfg.normalize
+
+    def spoken(rewrite: Callable[[str], str], language: str, heading: bool = False
+               ) -> Callable[[str], str]:
+        """What a sentence becomes before it is sent: the user's lexicon, then spoken form.
+
+        The lexicon runs first so the user's entries win over the normalizer.
+        """
+        if not normalize:
+            return rewrite
+        return lambda text: spoken_form(rewrite(text), language, heading=heading)
 
     def close(pause: str) -> None:
         if atoms:
@@ -114,13 +152,15 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
 
     for k, block in enumerate(chapter.blocks):
         if block.kind == "paragraph":
-            atoms.extend(atoms_of_paragraph(block.text, voice.language, cfg.max_chars, lexicon,
-                                            block=k, line=block.line))
+            atoms.extend(atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
+                                            spoken(lexicon, voice.language), block=k,
+                                            line=block.line))
         elif block.kind == "heading":
             boundary("heading")
+            say_heading = spoken(lexicon, voice.language, heading=True)
             heading = atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
-                                         lambda t: _stopped(lexicon(t)), block=k, kind="heading",
-                                         line=block.line)
+                                         lambda t: _stopped(say_heading(t)), block=k,
+                                         kind="heading", line=block.line)
             if heading:
                 heading[-1] = replace(heading[-1], cut=CUT_HEADING, pause="heading")
                 atoms.extend(heading)
@@ -134,11 +174,10 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                 current = base if not block.settings else (
                     resolver.apply(base, changes) if "voice" in changes
                     else resolver.apply(current, changes))
-                new_voice, message = resolver.voice(current)
-                if message:
-                    problems.append(Problem(chapter.source, block.line, "voice", message))
-                else:
-                    voice = new_voice
+                try:
+                    voice = resolver.voice(current)
+                except ValidationError as exc:
+                    problems.append(Problem(chapter.source, block.line, "voice", str(exc)))
     close("paragraph")
     return runs
 
@@ -150,6 +189,13 @@ def _stopped(text: str) -> str:
 
 
 _STOPS = set(".!?…:;。！？")
+
+
+def _offline_voice_ids() -> frozenset[int]:
+    """The ids of the offline voice table (tts.local.offline_voices records)."""
+    from pipeline.tts.local import offline_voices
+
+    return frozenset(int(v["id"]) for v in offline_voices())
 
 
 def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:
@@ -175,7 +221,10 @@ def _switch_settings(block: Block, chapter: Chapter, resolver: VoiceResolver):
     changes: dict[str, Any] = {}
     problems = []
     for key, raw in block.settings:
-        value, message = VOICE_CHECKS[key](raw)
+        try:
+            value, message = VOICE_CHECKS[key](raw, None), None
+        except ValidationError as exc:
+            value, message = None, str(exc)
         if key == "voice" and isinstance(value, str) and value not in resolver.cfg.cast \
                 and resolver.library is None:
             message = (f"{value!r} is not in cast: add it under `cast:` in "

@@ -7,8 +7,8 @@ import os
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import Config
 from pipeline.errors import InputError, Problem
-from pipeline.sources import load_chapters
-from pipeline.sources.text import compile_lexicon
+from pipeline.lexicon import compile_lexicon
+from pipeline.sources import load_chapters, source_warnings
 
 
 def check_project(cfg: Config) -> list[Problem]:
@@ -17,6 +17,7 @@ def check_project(cfg: Config) -> list[Problem]:
     if cfg.backend == "audiocleaner" and not os.environ.get("AUDIOCLEANER_API_KEY"):
         problems.append(Problem(cfg.display, cfg.line_of("backend"), "backend",
                                 "audiocleaner needs the AUDIOCLEANER_API_KEY environment variable"))
+    problems += source_warnings(cfg)
     try:
         resolver = VoiceResolver.for_config(cfg)
         chapters = load_chapters(cfg)

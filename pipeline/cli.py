@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
+import shlex
 import sys
+import textwrap
 import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
 
 from pipeline import __version__
-from pipeline.errors import EXIT_INPUT, AudiobookError
+from pipeline.errors import EXIT_OK, EXIT_RUNTIME, AudiobookError, InputError, Problem
+from pipeline.tts import BACKENDS
+
+EXIT_INTERRUPT = 130
 
 log = logging.getLogger("pipeline")
 
 
-class _State:
-    verbose = False
-    quiet = False
+@dataclass
+class State:
+    """What -c/-v/-q set, before or after the command name; lives on ctx.obj."""
+
+    config: Path = Path("audiobook.yml")
+    verbose: bool = False
+    quiet: bool = False
+    config_given: bool = False  # -c was passed: a missing file is an error, even for `say`
+
+
+pass_state = click.make_pass_decorator(State, ensure=True)
 
 
 def _setup_logging(verbose: bool, quiet: bool) -> None:
@@ -37,68 +52,90 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
-def _fail(exc: BaseException) -> None:
-    if isinstance(exc, BrokenPipeError):  # `audiobook plan | head`: the reader left
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(0)
-    if isinstance(exc, AudiobookError):
+def _set_state(ctx: click.Context, param: click.Parameter, value: object) -> None:
+    state = ctx.ensure_object(State)
+    if value is None or value is False:
+        return  # not given here: keep what the group (or the default) said
+    setattr(state, param.name or "", value)
+    state.config_given = state.config_given or param.name == "config"
+    _setup_logging(state.verbose, state.quiet)
+
+
+def common_options(func):
+    """-c/-v/-q, the same on the group and on every command (one path: the State)."""
+    func = click.option("-c", "--config", type=click.Path(path_type=Path), expose_value=False,
+                        callback=_set_state, is_eager=True,
+                        help="The config file (default ./audiobook.yml).")(func)
+    func = click.option("-q", "--quiet", is_flag=True, default=None, expose_value=False,
+                        callback=_set_state, help="Only warnings and errors.")(func)
+    func = click.option("-v", "--verbose", is_flag=True, default=None, expose_value=False,
+                        callback=_set_state, help="More detail, and tracebacks on errors.")(func)
+    return func
+
+
+def backend_option(func):
+    return click.option("--backend", type=click.Choice(BACKENDS), default=None,
+                        help="Override the config's backend.")(func)
+
+
+def json_option(func):
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print JSON instead of text.")(func)
+
+
+def exit_code_for(exc: BaseException, state: State) -> int:
+    """The one place errors become lines on stderr and an exit code."""
+    if isinstance(exc, click.exceptions.Abort) and isinstance(exc.__context__, KeyboardInterrupt):
+        exc = exc.__context__
+    if isinstance(exc, InputError):
+        for problem in exc.problems:  # `check` reports warnings beside the errors
+            click.echo(str(problem) if problem.warning else f"error: {problem}", err=True)
+        code = exc.exit_code
+    elif isinstance(exc, AudiobookError):
         for line in exc.lines():
-            click.echo(f"error: {line}" if not line.startswith(("warning:",)) else line, err=True)
+            click.echo(line if line.startswith("warning:") else f"error: {line}", err=True)
         code = exc.exit_code
     elif isinstance(exc, KeyboardInterrupt):
         click.echo("interrupted: audio already made is kept in the cache; build again to resume",
                    err=True)
-        code = 130
+        code = EXIT_INTERRUPT
     else:
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
-                   err=True)
-        code = 1
-    if _State.verbose:
+        where = _error_log(exc)
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc} "
+                   f"(details in {where}; run with -v to see them here)", err=True)
+        code = EXIT_RUNTIME
+    if state.verbose:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    sys.exit(code)
+    return code
 
 
-def _set_verbose(ctx: click.Context, _param, value: bool) -> None:
-    if value:
-        _State.verbose = True
-        _setup_logging(_State.verbose, _State.quiet)
+def _version_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
 
 
-def _set_quiet(ctx: click.Context, _param, value: bool) -> None:
-    if value:
-        _State.quiet = True
-        _setup_logging(_State.verbose, _State.quiet)
+def _error_log(exc: BaseException) -> str:
+    """pre-commit's error_handler: versions and the traceback in a log file, for a bug report."""
+    import platform
 
+    from pipeline.cache import resolve_cache_dir
+    from pipeline.say import user_cache_dir
 
-def _set_config(ctx: click.Context, _param, value: Path | None) -> None:
-    if value is not None:
-        ctx.ensure_object(dict)["config"] = value
-
-
-def handled(func):
-    """Run a command, turning our errors into plain lines and exit codes.
-
-    Also accepts -c/-v/-q after the command name (`audiobook build -q`), as
-    well as before it.
-    """
-    func = click.option("-c", "--config", type=click.Path(path_type=Path), expose_value=False,
-                        callback=_set_config, is_eager=True,
-                        help="The config file (default ./audiobook.yml).")(func)
-    func = click.option("-q", "--quiet", is_flag=True, expose_value=False, callback=_set_quiet,
-                        help="Only warnings and errors.")(func)
-    func = click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
-                        help="More detail, and tracebacks on errors.")(func)
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place errors surface
-            _fail(exc)
-
-    return wrapper
+    try:
+        path = resolve_cache_dir(user_cache_dir()) / "audiobook-error.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        versions = [f"audiobook-pipeline {__version__}", f"python {platform.python_version()}",
+                    f"platform {platform.platform()}", f"click {_version_of('click')}"]
+        text = "\n".join(versions + ["", *traceback.format_exception(type(exc), exc,
+                                                                     exc.__traceback__)])
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+    except OSError:
+        return "no log file (the cache folder is not writable)"
 
 
 class Progress:
@@ -107,7 +144,7 @@ class Progress:
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.tty = sys.stderr.isatty() and not os.environ.get("CI")
-        self.bar = None
+        self.bar: Any = None  # click's ProgressBar while one is shown
         self.label = ""
         self.total = 0
         self.done = 0
@@ -137,51 +174,55 @@ class Progress:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="audiobook")
-@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path),
-              default=None, help="The config file (default ./audiobook.yml).")
-@click.option("-v", "--verbose", is_flag=True, help="More detail, and tracebacks on errors.")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-@click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, verbose: bool, quiet: bool) -> None:
+@common_options
+@pass_state
+def cli(state: State) -> None:
     """Build audiobooks from Markdown or EPUB, as declared in audiobook.yml."""
-    _State.verbose, _State.quiet = verbose, quiet
-    _setup_logging(verbose, quiet)
-    ctx.obj = {"config": config_path or Path("audiobook.yml")}
+    _setup_logging(state.verbose, state.quiet)
 
 
-def _config(ctx: click.Context):
+def _config(state: State):
     from pipeline.config import load_config
 
-    return load_config(ctx.obj["config"])
+    return load_config(state.config)
 
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
-@handled
+@common_options
 def init(directory: Path) -> None:
     """Write a starter audiobook.yml and one chapter into DIRECTORY."""
     from pipeline.starter import write_starter
 
     for path in write_starter(directory):
         click.echo(f"wrote {path}")
-    click.echo("next: `audiobook build` (offline voice), then edit the chapter and build again")
+    click.echo("next:")
+    for line in next_commands(directory):
+        click.echo(f"  {line}")
+
+
+def next_commands(directory: Path) -> list[str]:
+    """The exact commands that build the starter project just written."""
+    go = "" if directory.resolve() == Path.cwd().resolve() else f"cd {shlex.quote(str(directory))} && "
+    return [f"{go}audiobook build     # chapter MP3s and the M4B in build/, offline voice",
+            "then edit chapters/01-first-chapter.md and run `audiobook build` again: only the "
+            "sentences you changed are made again (`audiobook plan` shows what a build costs)"]
 
 
 @cli.command()
 @click.option("--audio", "audio_report", is_flag=True, help="Also measure the built files.")
-@click.pass_context
-@handled
-def check(ctx: click.Context, audio_report: bool) -> None:
+@common_options
+@pass_state
+def check(state: State, audio_report: bool) -> None:
     """Validate config, sources and voices; list every problem."""
     from pipeline.check import check_project
 
-    cfg = _config(ctx)
+    cfg = _config(state)
     problems = check_project(cfg)
+    if any(not p.warning for p in problems):
+        raise InputError(problems)
     for p in problems:
-        click.echo(str(p) if p.warning else f"error: {p}", err=True)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        sys.exit(EXIT_INPUT)
+        click.echo(str(p), err=True)
     if audio_report:
         from pipeline.package import audio_report as report
 
@@ -193,55 +234,61 @@ def check(ctx: click.Context, audio_report: bool) -> None:
     click.echo(f"{cfg.display}: ok ({len(cfg.chapters)} chapter entries)")
 
 
+TITLE_WIDTH = 32
+
+
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--backend", type=click.Choice(["local", "audiocleaner"]), default=None)
-@click.pass_context
-@handled
-def plan(ctx: click.Context, as_json: bool, backend: str | None) -> None:
+@json_option
+@backend_option
+@common_options
+@pass_state
+def plan(state: State, as_json: bool, backend: str | None) -> None:
     """What a build would do and cost; spends nothing."""
     from pipeline.cache import open_cache
     from pipeline.plan import lower_bound, make_plan
 
-    cfg = _config(ctx)
+    cfg = _config(state)
     with open_cache(cfg) as cache:
         the_plan = make_plan(cfg, cache, backend)
     if as_json:
         click.echo(json.dumps(the_plan.as_json(), indent=2, ensure_ascii=False))
         return
+    w = TITLE_WIDTH
     click.echo(f"{cfg.title} ({the_plan.backend})")
-    click.echo(f"{'#':>3}  {'chapter':<32} {'chars':>8} {'segs':>5} {'credits':>8} {'cached':>7} {'to spend':>9}")
+    click.echo(f"{'#':>3}  {'chapter':<{w}} {'chars':>8} {'segs':>5} {'credits':>8} {'cached':>7} {'to spend':>9}")
     for cp in the_plan.chapters:
         cached = sum(1 for s in cp.segments if s.key in cp.cached)
-        click.echo(f"{cp.index:>3}  {cp.title[:32]:<32} {cp.characters:>8} {len(cp.segments):>5} "
+        first, *rest = textwrap.wrap(cp.title, w) or [""]
+        click.echo(f"{cp.index:>3}  {first:<{w}} {cp.characters:>8} {len(cp.segments):>5} "
                    f"{cp.credits:>8} {cached:>7} {cp.credits_to_spend:>9}")
+        for more in rest:  # the whole title, wrapped under itself
+            click.echo(f"{'':>3}    {more}")
     t = the_plan.totals()
-    click.echo(f"{'':>3}  {'total':<32} {t['characters']:>8} {t['segments']:>5} {t['credits']:>8} "
+    click.echo(f"{'':>3}  {'total':<{w}} {t['characters']:>8} {t['segments']:>5} {t['credits']:>8} "
                f"{t['cached_segments']:>7} {t['credits_to_spend']:>9}")
     click.echo(f"lower bound (one request per chapter): {lower_bound(the_plan)} credits")
 
 
 @cli.command()
 @click.argument("chapters", nargs=-1)
-@click.option("--backend", type=click.Choice(["local", "audiocleaner"]), default=None,
-              help="Override the config's backend.")
+@backend_option
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Segments synthesized at once.")
 @click.option("--max-credits", type=click.IntRange(0), default=None,
               help="Fail (exit 3) before spending if the build needs more.")
 @click.option("--offline", is_flag=True, help="Use only cached audio; exit 4 if any is missing.")
 @click.option("--force", is_flag=True, help="Re-encode chapters even if unchanged.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-@click.pass_context
-@handled
-def build(ctx: click.Context, chapters: tuple[str, ...], backend: str | None, jobs: int,
+@json_option
+@common_options
+@pass_state
+def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: int,
           max_credits: int | None, offline: bool, force: bool, as_json: bool) -> None:
     """Build CHAPTERs (1, 3-5, a title or slug; none means all)."""
     from pipeline.build import build as run_build
 
-    cfg = _config(ctx)
+    cfg = _config(state)
     result = run_build(cfg, chapters, backend=backend, jobs=jobs, max_credits=max_credits,
-                       offline=offline, force=force, progress=Progress(_State.quiet or as_json))
+                       offline=offline, force=force, progress=Progress(state.quiet or as_json))
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return
@@ -249,7 +296,13 @@ def build(ctx: click.Context, chapters: tuple[str, ...], backend: str | None, jo
              "%d chapter(s) written, %d unchanged",
              result.segments_synthesized, result.segments_cached, result.credits_spent,
              result.chapters_written, result.chapters_unchanged)
-    if not _State.quiet:
+    if result.synthesis.credits_maybe_charged:
+        log.warning("%d more credit(s) may have been charged for requests whose answer was lost",
+                    result.synthesis.credits_maybe_charged)
+    if "m4b" in cfg.output.formats and not result.output.book_written and chapters:
+        log.info("no M4B written: a build of some chapters (%s) makes only their files; "
+                 "build without chapter arguments for the book", " ".join(chapters))
+    if not state.quiet:
         click.echo(f"outputs in {cfg.output.dir}")
 
 
@@ -259,17 +312,25 @@ def build(ctx: click.Context, chapters: tuple[str, ...], backend: str | None, jo
 @click.option("--emotion", default=None, help="Only voices that list this emotion.")
 @click.option("--file", "library_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="A voice library JSON (default: `voices:` of the config).")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@handled
-def voices(ctx: click.Context, language: str | None, gender: str | None, emotion: str | None,
-           library_file: Path | None, as_json: bool) -> None:
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="local: the offline eSpeak NG voices, no library needed.")
+@json_option
+@common_options
+@pass_state
+def voices(state: State, language: str | None, gender: str | None, emotion: str | None,
+           library_file: Path | None, backend: str | None, as_json: bool) -> None:
     """List the voice library named by `voices:` in the config (or --file)."""
-    from pipeline.config import voice_library_path
     from pipeline.voices import filter_voices, load_library
 
-    path = library_file or voice_library_path(ctx.obj["config"])
-    found = filter_voices(load_library(path), language, gender, emotion)
+    if backend == "local":
+        records = offline_voices()
+    else:
+        path = library_file or library_of(state.config)
+        if path is None:
+            click.echo(NO_LIBRARY.format(config=state.config))
+            return
+        records = load_library(path)
+    found = filter_voices(records, language, gender, emotion)
     if as_json:
         click.echo(json.dumps([v.as_json() for v in found], indent=2, ensure_ascii=False))
         return
@@ -279,22 +340,62 @@ def voices(ctx: click.Context, language: str | None, gender: str | None, emotion
                    f"{'' if v.age is None else v.age:>3}  {v.language:<6} {', '.join(v.emotions)}")
 
 
+NO_LIBRARY = """\
+{config} names no voice library (`voices:`), so there is nothing to list yet.
+- Offline voices: `audiobook voices --backend local`.
+- Audio Cleaner voices: in the Audio Cleaner Playground, download the voice list
+  (a JSON file), save it beside {config} as voices.json, and add the line
+  `voices: voices.json` to {config} (or pass --file voices.json)."""
+
+
+def library_of(config: Path) -> Path | None:
+    """The config's voice library, or None when it names none (a fresh `init` project)."""
+    from pipeline.config import voice_library_path
+    from pipeline.errors import ConfigError
+
+    try:
+        return voice_library_path(config)
+    except ConfigError as exc:
+        if any(p.key == "voices" for p in exc.problems):
+            return None
+        raise
+
+
+def offline_voices() -> list:
+    try:
+        from pipeline.tts.local import (  # type: ignore[attr-defined,unused-ignore]
+            offline_voices as listed,  # the engine branch adds it
+        )
+    except ImportError:
+        raise InputError(Problem("--backend local", None, None,
+                                 "this version cannot list the offline voices yet; any voice id "
+                                 "works offline (eSpeak NG picks a variant from it)")) from None
+    from pipeline.voices import VoiceInfo, voices_from_records
+
+    found = list(listed())
+    if all(isinstance(v, VoiceInfo) for v in found):
+        return found
+    return voices_from_records(found, "the offline voices")
+
+
 @cli.command()
 @click.argument("text")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--voice", default=None)
-@click.option("--emotion", default=None)
-@click.option("--speed", default=None)
-@click.option("--language", default=None)
-@click.option("--backend", type=click.Choice(["local", "audiocleaner"]), default=None)
-@click.pass_context
-@handled
-def say(ctx: click.Context, text: str, out: Path, voice, emotion, speed, language, backend) -> None:
-    """Speak TEXT into FILE (.mp3, .wav or .m4a), through the same cache."""
+@click.option("-o", "--output", "out", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write: .mp3, .wav or .m4a.")
+@click.option("--voice", default=None, help="A voice id, or a cast or library name.")
+@click.option("--emotion", default=None, help="An emotion name or number (default: the narrator's).")
+@click.option("--speed", default=None, help="0.5 to 2 (default: the narrator's).")
+@click.option("--language", default=None, help="A language key such as en or de.")
+@backend_option
+@common_options
+@pass_state
+def say(state: State, text: str, out: Path, voice: str | None, emotion: str | None,
+        speed: str | None, language: str | None, backend: str | None) -> None:
+    """Speak TEXT into a file, through the same stages and cache as a build."""
     from pipeline.say import say as run_say
 
-    config_path = ctx.obj["config"]
-    cfg = _config(ctx) if config_path.exists() else None
+    cfg = _config(state) if state.config_given or state.config.exists() else None
     settings = {k: v for k, v in {"voice": voice, "emotion": emotion, "speed": speed,
                                   "language": language}.items() if v is not None}
     result = run_say(cfg, text, out, settings, backend)
@@ -323,57 +424,116 @@ def cache() -> None:
 
 
 @cache.command("stats")
-@click.option("--json", "as_json", is_flag=True)
-@click.pass_context
-@handled
-def cache_stats(ctx: click.Context, as_json: bool) -> None:
-    """Size and count of the cache."""
+@json_option
+@common_options
+@pass_state
+def cache_stats(state: State, as_json: bool) -> None:
+    """Size and count of the cache, and remote tasks not yet downloaded."""
     from pipeline.cache import open_cache
 
-    with open_cache(_config(ctx.parent)) as store:
+    with open_cache(_config(state)) as store:
         stats = store.stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return
+    pending = stats.pop("pending")
     for key, value in stats.items():
-        click.echo(f"{key:>14}: {value}")
+        click.echo(f"{key:>16}: {value}")
+    for task in pending:
+        age = "" if task["age_s"] is None else f", created {task['age_s']:.0f} s ago"
+        click.echo(f"  pending {task['key'][:12]}: job {task['job_id']} at {task['base_url']} "
+                   f"({task['credits']} credit(s){age}); the next build downloads it")
 
 
 @cache.command("prune")
+@click.option("--include-paid", is_flag=True,
+              help="Also drop unused audio that was paid for (it says what it cost).")
 @click.option("--yes", is_flag=True, help="Do not ask before dropping paid audio.")
-@click.pass_context
-@handled
-def cache_prune(ctx: click.Context, yes: bool) -> None:
-    """Drop segments the current config no longer uses."""
-    from pipeline.cache import open_cache
-    from pipeline.plan import make_plan
+@common_options
+@pass_state
+def cache_prune(state: State, include_paid: bool, yes: bool) -> None:
+    """Drop segments that no recorded config uses; paid ones only with --include-paid."""
+    from pipeline.cache import open_cache, used_keys
 
-    cfg = _config(ctx.parent)
+    cfg = _config(state)
     with open_cache(cfg) as store:
-        keep = {s.key for cp in make_plan(cfg, store).chapters for s in cp.segments}
-        unused = [store.get(k) for k in store.keys() - keep]
-        paid = sum(entry.credits for entry in unused if entry)
-        if paid and not yes:
-            click.confirm(f"drop {len(unused)} unused segment(s), {paid} credit(s) of paid audio?",
-                          abort=True)
-        count, credits = store.prune(keep)
-    click.echo(f"dropped {count} segment(s) ({credits} credit(s) of audio); kept {len(keep)}")
+        keep, notes = used_keys(store, cfg)
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
+        unused = store.local_keys() - keep
+        paid = {k: c for k in unused if (c := store.entry_credits(k))}
+        if include_paid and paid and not yes:
+            click.confirm(f"drop {len(paid)} paid segment(s) that no recorded config uses "
+                          f"({sum(paid.values())} credit(s) of audio)?", abort=True)
+        with store.exclusive():
+            # A build may have recorded a config since: decide again under the lock.
+            keep, _ = used_keys(store, cfg)
+            report = store.prune(keep, include_paid, only=unused)
+    click.echo(f"dropped {report.dropped} segment(s) ({report.dropped_credits} credit(s) of "
+               f"audio); kept {len(keep & store.local_keys())} in use")
+    if report.kept_paid:
+        click.echo(f"kept {report.kept_paid} unused paid segment(s) ({report.kept_paid_credits} "
+                   "credit(s)); `audiobook cache prune --include-paid` drops them")
 
 
 @cache.command("clear")
 @click.option("--yes", is_flag=True, help="Do not ask.")
-@click.pass_context
-@handled
-def cache_clear(ctx: click.Context, yes: bool) -> None:
+@common_options
+@pass_state
+def cache_clear(state: State, yes: bool) -> None:
     """Drop every cached segment."""
     from pipeline.cache import open_cache
 
-    with open_cache(_config(ctx.parent)) as store:
+    with open_cache(_config(state)) as store:
         if not yes:
-            click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory}?",
-                          abort=True)
+            paid = sum(store.entry_credits(k) or 0 for k in store.keys())
+            click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory} "
+                          f"({paid} credit(s) of paid audio)?", abort=True)
         count = store.clear()
     click.echo(f"dropped {count} segment(s)")
+
+
+@cache.command("verify")
+@click.option("--repair", is_flag=True, help="Drop what is damaged so builds make it again.")
+@json_option
+@common_options
+@pass_state
+def cache_verify(state: State, repair: bool, as_json: bool) -> None:
+    """Check every entry against its checksum; exit 1 if any is damaged."""
+    from pipeline.cache import as_json as damage_json
+    from pipeline.cache import open_cache, sum_credits
+
+    with open_cache(_config(state), repair=repair, local_only=True) as store:
+        bad = store.verify(repair)
+        count = len(store.keys())
+    if as_json:
+        click.echo(json.dumps({"entries": count, "damaged": damage_json(bad),
+                               "credits_damaged": sum_credits(bad), "repaired": repair},
+                              indent=2))
+    else:
+        for damage in bad:
+            click.echo(f"{'dropped' if repair else 'damaged'} {damage.key[:12]}: {damage.reason} "
+                       f"({damage.cost()}) {damage.path}")
+        verdict = "all good" if not bad else (
+            f"{len(bad)} damaged ({sum_credits(bad)} credit(s) of paid audio)"
+            + ("; dropped, the next build makes them again" if repair
+               else "; `audiobook cache verify --repair` drops them so builds make them again"))
+        click.echo(f"{count} entr{'y' if count == 1 else 'ies'} checked: {verdict}")
+    if bad and not repair:
+        sys.exit(1)
+
+
+@cache.command("push")
+@common_options
+@pass_state
+def cache_push(state: State) -> None:
+    """Upload local entries to the remote cache (cache.remote or AUDIOBOOK_REMOTE_CACHE)."""
+    from pipeline.cache import open_cache
+
+    with open_cache(_config(state)) as store:
+        sent, size = store.push()
+        where = store.remote.where if store.remote else ""
+    click.echo(f"pushed {sent} segment(s) ({size} bytes) to {where}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})
@@ -392,7 +552,9 @@ def cache_clear(ctx: click.Context, yes: bool) -> None:
 @click.option("--lost-response-rate", type=click.FloatRange(0, 1), default=0.0)
 @click.option("--seed", type=int, default=None)
 @click.option("--audio", "audio_kind", type=click.Choice(["speech", "tone"]), default="speech")
-@handled
+@click.option("--task-ttl", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds a finished task and its output are kept, then forgotten.")
+@common_options
 def emulator(**options) -> None:
     """Run the local Audio Cleaner API emulator."""
     from pipeline.tts.emulator import serve
@@ -400,5 +562,27 @@ def emulator(**options) -> None:
     serve(**options)
 
 
-def main() -> None:
-    cli(prog_name="audiobook")
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line in this process; return the exit code (pre-commit's main(argv))."""
+    state = State()
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="audiobook",
+                 standalone_mode=False, obj=state)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except BrokenPipeError:  # `audiobook plan | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            return exit_code_for(exc, state)
+        click.echo("aborted", err=True)
+        return EXIT_RUNTIME
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_RUNTIME
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the one place errors surface
+        return exit_code_for(exc, state)
+    return EXIT_OK

@@ -87,3 +87,205 @@ class BackendUnavailable(AudiobookError):
 
 class AudioToolError(AudiobookError):
     """ffmpeg is missing or failed."""
+
+
+# --- client
+#
+# The Audio Cleaner client's errors. Every one keeps the service's raw code and
+# message (scrubbed of the key) and the job id it concerns, so a user or a
+# later build can act on it. `retryable` is read by one function only,
+# pipeline.tts.policy.retry_delay.
+
+
+class MissingKeyError(AudiobookError):
+    """AUDIOCLEANER_API_KEY is unset, empty, or not a usable header value."""
+
+    exit_code = EXIT_INPUT
+
+
+class AudioCleanerError(ServiceError):
+    """Any failure talking to Audio Cleaner; keeps the raw code and message.
+
+    The tree (exit 1 unless marked; [r] = retried by the retry policy):
+
+        ServiceError
+        └── AudioCleanerError
+            ├── AuthError                  101002, 101005, 101006
+            ├── CreditError (BudgetError)  100100, exit 3
+            ├── CreditCapError (BudgetError)  --max-credits would be passed, exit 3
+            ├── ThrottledError [r]         HTTP 429
+            │   ├── RateLimitError [r]     101003
+            │   └── ConcurrencyLimitError [r]  101004
+            ├── TaskNotFoundError          101008
+            ├── ParameterError             100002
+            ├── RetryLaterError [r]        100099
+            ├── ServerError [r]            HTTP 5xx, 408
+            ├── TransportError [r]         refused, dropped (maybe_took_effect says if sent)
+            │   └── RequestTimeoutError [r]  a read timed out, or the overall deadline passed
+            ├── UnexpectedResponseError    unknown code, non-JSON body, unknown status
+            ├── TaskFailedError            a segment's tasks kept failing
+            ├── PollDeadlineError          still waiting at the deadline (stays journaled)
+            └── OutputError [r]            the output could not be fetched or is not audio
+                └── HostileOutputError     the service's output breaks a bound: a body
+                                           over its size cap, a URL that is not
+                                           http(s), audio far longer than its text
+        MissingKeyError (AudiobookError)   exit 2
+    """
+
+    retryable = False
+
+    def __init__(self, message: str, *, code: int | str | None = None,
+                 raw_message: str | None = None, http_status: int | None = None,
+                 job_id: str | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.code = code
+        self.raw_message = raw_message
+        self.http_status = http_status
+        self.job_id = job_id
+        self.retry_after = retry_after
+
+
+class AuthError(AudioCleanerError):
+    """101002, 101005, 101006: the key is wrong, suspended or not enabled."""
+
+
+class CreditError(AudioCleanerError, BudgetError):
+    """100100: the account lacks credit."""
+
+    exit_code = EXIT_BUDGET
+
+
+class CreditCapError(AudioCleanerError, BudgetError):
+    """One more create could pass --max-credits (counting creates that may have been paid)."""
+
+    exit_code = EXIT_BUDGET
+
+
+class ThrottledError(AudioCleanerError):
+    """HTTP 429, or one of the throttling codes below."""
+
+    retryable = True
+
+
+class RateLimitError(ThrottledError):
+    """101003."""
+
+
+class ConcurrencyLimitError(ThrottledError):
+    """101004."""
+
+
+class TaskNotFoundError(AudioCleanerError):
+    """101008: an unknown, expired or another key's job id."""
+
+
+class ParameterError(AudioCleanerError):
+    """100002 (not in the TTS guide; the vendor's web endpoints use it)."""
+
+
+class RetryLaterError(AudioCleanerError):
+    """100099 (the vendor's web endpoints' "needs retry")."""
+
+    retryable = True
+
+
+class ServerError(AudioCleanerError):
+    """An HTTP 5xx or 408 answer: the request did not take effect."""
+
+    retryable = True
+
+
+class TransportError(AudioCleanerError):
+    """No answer: refused, dropped, timed out. May have taken effect if sent."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, maybe_took_effect: bool, **kw):
+        super().__init__(message, **kw)
+        self.maybe_took_effect = maybe_took_effect
+
+
+class RequestTimeoutError(TransportError):
+    """A read timed out, or the whole request outlived its deadline."""
+
+
+class UnexpectedResponseError(AudioCleanerError):
+    """An unknown code, a non-JSON body, an HTTP error or an unknown task status."""
+
+
+class TaskFailedError(AudioCleanerError):
+    """A task ended `failed` more times than we retry."""
+
+
+class PollDeadlineError(AudioCleanerError):
+    """A task was still waiting at the polling deadline; it stays journaled."""
+
+
+class OutputError(AudioCleanerError):
+    """The output file could not be fetched or is not audio."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retryable: bool | None = None, **kw):
+        super().__init__(message, **kw)
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class HostileOutputError(OutputError):
+    """The service's output breaks a bound; trying again would get the same."""
+
+    retryable = False
+
+
+# --- config
+class ValidationError(ValueError):
+    """One value that fails its key's check; the config loader turns it into a Problem
+    with the file, line and dotted key (callers outside the loader name the source)."""
+
+
+# --- engine
+
+
+class SynthesisIncomplete(AudiobookError):
+    """The offline engine stopped before the end of a text; the partial audio is dropped."""
+
+
+# --- core
+
+
+class SegmentMissing(AudiobookError):
+    """The renderer found segments missing or damaged in the cache.
+
+    build() catches it once: it makes exactly these segments again and renders
+    again. Seen by the user only when the second attempt fails too.
+    """
+
+    def __init__(self, keys: list[str] | tuple[str, ...]):
+        self.keys = list(dict.fromkeys(keys))
+        shown = ", ".join(k[:12] for k in self.keys[:3]) + (" ..." if len(self.keys) > 3 else "")
+        super().__init__(f"{len(self.keys)} segment(s) left the cache or were damaged during the "
+                         f"build ({shown}); build again")
+
+
+# --- store
+
+
+class CacheDamaged(AudiobookError):
+    """The segment store is damaged in a way a build cannot work around alone."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(f"{message}; {fix}")
+        self.message = message
+        self.fix = fix
+
+    def lines(self) -> list[str]:
+        return [self.message, self.fix]
+
+
+class RemoteCacheError(AudiobookError):
+    """`cache push` and the remote tier is not set or cannot be reached."""
+
+    exit_code = EXIT_RUNTIME

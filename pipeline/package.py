@@ -27,9 +27,7 @@ from pipeline import __version__, audio
 from pipeline.book import slugify
 from pipeline.cache import SegmentCache
 from pipeline.config import Config, Pauses
-from pipeline.errors import AudiobookError, InputError, Problem
-from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes, vtt_text
-from pipeline.timing import Timeline, segment_pieces
+from pipeline.errors import AudiobookError, InputError, Problem, SegmentMissing
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
@@ -37,9 +35,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 
-OUTPUT_FORMAT = 3  # bump when the stitching or encoding changes
+OUTPUT_FORMAT = 2  # bump when the stitching or encoding changes
 BOOK_FORMAT = 1  # bump when the m4b encoding changes
-READALONG_FORMAT = 1  # bump when the read-along EPUB changes
 HIDDEN_DIR = ".chapters"  # chapter MP3s the m4b needs when mp3 is not an output
 
 # ACX's rules, as numbers. The head and tail bounds keep a margin inside
@@ -83,13 +80,11 @@ class Target:
 
 
 def loudness_target(cfg: Config) -> Target:
-    value = cfg.output.loudness
-    if value == "acx":
+    value = cfg.output.loudness  # config.Loudness(kind, level)
+    if value.kind == "acx":
         return Target("acx", ACX_RMS_DB, ACX_CEILING_DB)
-    if isinstance(value, str) and value.startswith("rms:"):
-        return Target("rms", float(value[4:]), TARGET_CEILING_DB)
-    if isinstance(value, (int, float)):
-        return Target("lufs", float(value), TARGET_CEILING_DB)
+    if value.kind in ("rms", "lufs"):
+        return Target(value.kind, value.level, TARGET_CEILING_DB)
     return Target("none")
 
 
@@ -153,23 +148,18 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         todo = _chapters_to_render(plan, cover.digest, entries, force, result)
         errors = _render_chapters(plan, cache, todo, jobs, cover, progress, entries, result)
         # Chapters that no longer exist leave the manifest.
-        entries = {i: e for i, e in entries.items() if i <= len(plan.chapters)}
+        planned = {cp.index for cp in plan.chapters}  # credit tracks make index 0 possible
+        entries = {i: e for i, e in entries.items() if i in planned}
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
-        readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
-                                     errors)
     finally:
         cover.remove()
-    _remove_stale(out_dir, previous, entries, book, readalong)
+    _remove_stale(out_dir, previous, entries, book)
     manifest = _manifest(plan, entries, book)
-    if readalong:
-        manifest["readalong"] = readalong
     audio.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
     if book:
         result.outputs.append(str(out_dir / book["file"]))
-    if readalong:
-        result.outputs.append(str(out_dir / readalong["file"]))
     result.outputs.append(str(manifest_path))
     if "mp3" in cfg.output.formats:
         audio.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
@@ -276,28 +266,25 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     out = cfg.output.dir / job.name
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    timeline = Timeline(cp.index, rate, [])
+    missing: list[str] = []
 
     def parts():
-        for piece in [pauses.chapter_head_ms]:
-            timeline.advance(piece)
-            yield piece
+        yield pauses.chapter_head_ms
         for k, seg in enumerate(cp.segments):
             stored = cache.get(seg.key)
-            if stored is None:  # pruned by another process mid-build
-                raise AudiobookError(f"segment {seg.key[:12]} left the cache during the build "
-                                     "(a `cache prune` or `clear` at the same time?); build again")
-            yield from segment_pieces(timeline, seg.key, seg.text, seg.parts,
-                                      audio.decode(stored.data, stored.format, rate), pauses.ms,
-                                      stored.marks)
-            gap = pauses.chapter_tail_ms if k == len(cp.segments) - 1 else pauses.ms(seg.pause_after)
-            timeline.advance(gap)
-            yield gap
+            if stored is None:  # pruned or damaged: build() makes these again
+                missing.append(seg.key)
+            elif not missing:
+                yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            last = k == len(cp.segments) - 1
+            yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
 
     # Pauses stay digital silence here: the encoder lays room tone under the
     # whole chapter after the gain, so its level is the same in every file.
     stitched = audio.stitch(parts(), rate, out.parent, tone=False)
     try:
+        if missing:
+            raise SegmentMissing(missing)
         _refuse_too_long(target, cp, stitched)
         treatment = treatment_for(target, stitched, audio.raw_levels(stitched.path, rate))
         tags = chapter_tags(plan, cp)
@@ -309,15 +296,39 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
             levels = audio.encode_chapter(stitched, out, cfg.output.bitrate, tags, treatment, cover)
     finally:
         stitched.path.unlink(missing_ok=True)
-    entry = _manifest_entry(job, stitched.frames, levels)
-    if "vtt" in cfg.output.formats:
-        audio.write_atomic(out.with_suffix(".vtt"),
-                           vtt_text([Sentence.from_json(x) for x in timeline.sentences]).encode())
-        entry["vtt"] = str(Path(job.name).with_suffix(".vtt"))
-    entry["sentences"] = timeline.sentences
-    entry["boundaries_aligned"] = timeline.aligned
-    entry["boundaries_unaligned"] = timeline.unaligned
-    return entry
+    return _manifest_entry(job, stitched.frames, levels)
+
+
+def render_to(plan: Plan, cp: ChapterPlan, cache: SegmentCache, out: Path, *,
+              loudness: Target | None = None) -> dict:
+    """One chapter's segments and pauses into out (.mp3, .wav or .m4a), for `say`.
+
+    No loudness treatment when loudness is None. (core branch: a thin
+    stand-in over the stitcher until the outputs branch's renderer lands.)
+    """
+    rate = plan.cfg.output.sample_rate
+    pauses = plan.cfg.pauses
+    missing: list[str] = []
+
+    def parts():
+        for k, seg in enumerate(cp.segments):
+            stored = cache.get(seg.key)
+            if stored is None:
+                missing.append(seg.key)
+            elif not missing:
+                yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            if k < len(cp.segments) - 1:
+                yield pauses.ms(seg.pause_after)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stitched = audio.stitch(parts(), rate, out.parent)
+    try:
+        if missing:
+            raise SegmentMissing(missing)
+        audio.encode_file(stitched, out, plan.cfg.output.bitrate)
+    finally:
+        stitched.path.unlink(missing_ok=True)
+    return {"file": str(out), "frames": stitched.frames, "duration_ms": stitched.duration_ms}
 
 
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
@@ -346,6 +357,9 @@ def _manifest_entry(job: Job, frames: int, levels: audio.Levels) -> dict:
 def _combined(errors: list[AudiobookError]) -> AudiobookError:
     if len(errors) == 1:
         return errors[0]
+    lost = [k for e in errors if isinstance(e, SegmentMissing) for k in e.keys]
+    if lost:  # the one error build() can repair, so it comes first
+        return SegmentMissing(lost)
     if all(isinstance(e, InputError) for e in errors):
         return InputError([p for e in errors for p in e.problems])
     return errors[0]
@@ -515,60 +529,17 @@ def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str) ->
     return current
 
 
-def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book: dict | None,
-                  readalong: dict | None = None) -> None:
+def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book: dict | None) -> None:
     """Delete files an earlier build wrote that this book no longer has."""
-    keep = _files_of({"chapters": list(entries.values()), "book": book, "readalong": readalong})
-    for name in _files_of(previous) - keep:
+    keep = {e["file"] for e in entries.values()} | ({book["file"]} if book else set())
+    old = {e.get("file") for e in previous.get("chapters", []) if isinstance(e, dict)}
+    if isinstance(previous.get("book"), dict):
+        old.add(previous["book"].get("file"))
+    for name in old - keep:
         # Only names inside out_dir: a hand-edited manifest must not delete elsewhere.
         if isinstance(name, str) and name and not Path(name).is_absolute() \
                 and ".." not in Path(name).parts:
             (out_dir / name).unlink(missing_ok=True)
-
-
-def _files_of(manifest: dict) -> set[str]:
-    """Every output file a manifest names: chapter MP3s and cues, the M4B, the EPUB."""
-    names = set()
-    for e in manifest.get("chapters", []) or []:
-        if isinstance(e, dict):
-            names |= {e.get("file"), e.get("vtt")}
-    for key in ("book", "readalong"):
-        if isinstance(manifest.get(key), dict):
-            names.add(manifest[key].get("file"))
-    return {n for n in names if isinstance(n, str) and n}
-
-
-def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
-                     force: bool, errors: list) -> dict | None:
-    """The read-along EPUB's manifest entry, writing the file when it is out of date."""
-    cfg = plan.cfg
-    if "epub" not in cfg.output.formats:
-        return None
-    current = _current_entries(plan, entries, cover.digest)
-    if current is None or errors:
-        return old if isinstance(old, dict) else None
-    name = f"{slugify(cfg.title, 'audiobook')}.epub"
-    info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg),
-                    cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None,
-                    cfg.narrator_name)
-    key = _digest({"format": READALONG_FORMAT, "info": [info.title, info.author, info.language,
-                                                          info.narrator, cover.digest],
-                   "chapters": [[e["output_key"], e["title"]] for e in current]})
-    out = cfg.output.dir / name
-    if not force and old and old.get("output_key") == key and out.exists():
-        return old
-    chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / e["file"], e["duration_ms"],
-                            tuple(Sentence.from_json(x) for x in e.get("sentences", [])))
-                for e in current]
-    audio.write_atomic(out, epub_bytes(info, chapters))
-    return {"file": name, "output_key": key}
-
-
-def _book_identifier(cfg: Config) -> str:
-    """A stable identifier for the read-along EPUB: the same book gets the same one."""
-    import uuid
-
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'audiobook:{cfg.title}:{cfg.author}')}"
 
 
 # ------------------------------------------------------------------ manifest, playlist

@@ -7,53 +7,43 @@ synthesize and spend; `build` runs from the same Plan.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
+import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
 
-from pipeline.book import Chapter, slugify
+from pipeline.book import Block, Chapter, Voice, slugify
 from pipeline.cache import KeyMaker, SegmentCache
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
-from pipeline.config import Config
+from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
+from pipeline.lexicon import compile_lexicon
 from pipeline.segment import Segment, credits_for, segment_runs
-from pipeline.sources import load_chapters
-from pipeline.sources.text import compile_lexicon
+from pipeline.sources import load_entry
+from pipeline.sources.select import select_positions
+from pipeline.sources.text import normalize
 from pipeline.tts import backend_identity
 
 log = logging.getLogger("pipeline")
 
 
 def select_chapters(chapters: list[Chapter], wanted: Sequence[str]) -> list[int]:
-    """0-based positions for CHAPTER arguments: 3, 3-5, a title or a slug."""
-    if not wanted:
-        return list(range(len(chapters)))
-    picked: list[int] = []
-    problems = []
-    for word in wanted:
-        found = _match_chapter(chapters, word.strip())
-        if found is None:
-            problems.append(Problem("CHAPTER", None, None,
-                                    f"{word!r} is not a chapter; use 1 to {len(chapters)}, a range "
-                                    "such as 2-3, or a title (see `audiobook plan`)"))
-        picked += [i for i in found or [] if i not in picked]
-    if problems:
-        raise InputError(problems)
-    return sorted(picked)
+    """0-based positions for CHAPTER arguments: 3, 3-5, a title (any quotes) or a slug.
 
-
-def _match_chapter(chapters: list[Chapter], word: str) -> list[int] | None:
-    n = len(chapters)
-    if word.isdigit():
-        i = int(word)
-        return [i - 1] if 1 <= i <= n else None
-    if "-" in word and all(p.strip().isdigit() for p in word.split("-", 1)):
-        a, b = (int(p) for p in word.split("-", 1))
-        return list(range(a - 1, b)) if 1 <= a <= b <= n else None
-    for i, ch in enumerate(chapters):
-        if word.lower() in (ch.title.lower(), slugify(ch.title)):
-            return [i]
-    return None
+    The grammar is the one EPUB `select:` uses (sources/select.py).
+    """
+    found = select_positions([ch.title for ch in chapters], wanted)
+    if found.unmatched:
+        raise InputError([Problem("CHAPTER", None, None,
+                                  f"{word!r} is not a chapter; use 1 to {len(chapters)}, a range "
+                                  "such as 2-3, or a title (see `audiobook plan`)")
+                          for word in found.unmatched])
+    return found.positions
 
 
 @dataclass(frozen=True)
@@ -143,39 +133,216 @@ def _chapter_json(cp: ChapterPlan) -> dict:
 
 
 def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
-              chapters: Sequence[str] = ()) -> Plan:
+              chapters: Sequence[str] = (), book: list[Chapter] | None = None,
+              identity: str | None = None) -> Plan:
+    """The plan of the config's chapters, or of `book` when given (`say`'s one chapter).
+
+    A config entry whose inputs are unchanged since the last plan, and whose
+    segments are all in the cache, is read back from the plan memo instead
+    of being read, cast and packed again (see PlanMemo). identity: the
+    backend's service as recorded by an earlier build (`cache prune`);
+    default: the one this environment points at.
+    """
     backend = backend or cfg.backend
-    identity = backend_identity(backend)
-    resolver = VoiceResolver.for_config(cfg)
-    book = load_chapters(cfg)
-    selected = select_chapters(book, chapters)
+    identity = identity or backend_identity(backend)
+    resolver = VoiceResolver.for_config(cfg, backend)
     lexicon = compile_lexicon(cfg.lexicon)
     cached = frozenset(cache.keys())
     problems: list[Problem] = resolver.problems()
-
     key_for = key_function(backend, identity, resolver.genders())
-    plans = []
+
+    def packed(chapter: Chapter, context: Config = cfg) -> _Packed:
+        runs = chapter_runs(chapter, context, resolver, lexicon, problems)
+        warnings = language_warnings(resolver, chapter, runs)
+        return _Packed(chapter.title, chapter.source,
+                       tuple(segment_runs(runs, cfg.max_chars, key_for, cached)), tuple(warnings))
+
+    if book is not None:
+        results = [packed(chapter) for chapter in book]
+    else:
+        memo = PlanMemo(cache.directory, cfg, backend, identity, resolver.genders())
+        results = []
+        for entry in cfg.chapters:
+            results += _entry_results(entry, memo, packed, cached, problems)
+    for warning in (w for r in results for w in r.warnings):
+        log.warning("%s", warning)
+    selected = select_chapters([Chapter(r.title, r.source, ()) for r in results], chapters)
+
+    opening, closing = credit_tracks(cfg) if book is None else (None, None)
+    numbered = [(n, r) for n, r in enumerate(results, start=1)]
     slugs: set[str] = set()
-    for n, chapter in enumerate(book, start=1):
-        runs = chapter_runs(chapter, cfg, resolver, lexicon, problems)
-        for warning in language_warnings(resolver, chapter, runs):
-            log.warning("%s", warning)
-        segments = segment_runs(runs, cfg.max_chars, key_for, cached)
-        slug = _unique(slugify(chapter.title, f"chapter-{n}"), slugs)
-        plans.append(ChapterPlan(n, chapter.title, slug, chapter.source, tuple(segments),
-                                 frozenset(s.key for s in segments if s.key in cached)))
+    if opening is not None:  # track 00, before chapter 1; its slug is taken first
+        numbered.insert(0, (0, packed(opening, _narrator_only(cfg))))
+        selected = [i + 1 for i in selected] + ([0] if not chapters else [])
+    if closing is not None:
+        numbered.append((len(results) + 1, packed(closing, _narrator_only(cfg))))
+        selected += [len(numbered) - 1] if not chapters else []
+    plans = []
+    for n, r in numbered:
+        slug = _unique(slugify(r.title, f"chapter-{n}"), slugs)
+        plans.append(ChapterPlan(n, r.title, slug, r.source, r.segments,
+                                 frozenset(s.key for s in r.segments if s.key in cached)))
+    selected = sorted(selected)
     if problems:
         raise InputError(problems)
     return Plan(cfg, backend, identity, tuple(plans), tuple(selected), resolver)
+
+
+def credit_tracks(cfg: Config) -> tuple[Chapter | None, Chapter | None]:
+    """ACX's opening and closing credits as chapters, when `credits:` asks for them.
+
+    Title, author and narrator, read by the narrator (no chapter overrides):
+    their own short tracks, first (00) and last, in the M4B as chapters too.
+    """
+    wanted = getattr(cfg, "credits", None)  # the config branch adds cfg.credits
+    if wanted is None:
+        return None, None
+    by = [f"Written by {cfg.author}." if cfg.author else "",
+          f"Narrated by {cfg.narrator_name}." if cfg.narrator_name else ""]
+
+    def track(title: str, lines: list[str]) -> Chapter:
+        blocks = tuple(Block("paragraph", normalize(line)) for line in lines if line)
+        return Chapter(title, cfg.display, blocks, entry=0)
+
+    opening = track("Opening Credits", [f"{cfg.title}.", *by])
+    closing = track("Closing Credits", ["The end.", f"You have been listening to {cfg.title}.", *by])
+    return (opening if getattr(wanted, "opening", False) else None,
+            closing if getattr(wanted, "closing", False) else None)
+
+
+def _narrator_only(cfg: Config) -> Config:
+    """The config with one entry without overrides: credits are read by the book's narrator."""
+    entry = ChapterEntry(source=cfg.path, display=cfg.display, index=0, line=None,
+                         config_display=cfg.display)
+    return replace(cfg, chapters=(entry,))
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """One chapter, cast and packed: what the plan memo keeps."""
+
+    title: str
+    source: str
+    segments: tuple[Segment, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+def _entry_results(entry: ChapterEntry, memo: PlanMemo, packed, cached: frozenset[str],
+                   problems: list[Problem]) -> list[_Packed]:
+    key = memo.key(entry)
+    remembered = memo.get(entry, key)
+    if remembered is not None and all(s.key in cached for r in remembered for s in r.segments):
+        return remembered
+    try:
+        book = load_entry(entry)
+    except InputError as exc:
+        problems += exc.problems
+        return []
+    before = len(problems)
+    results = [packed(chapter) for chapter in book]
+    if len(problems) == before:
+        memo.put(entry, key, results)
+    return results
+
+
+# ------------------------------------------------------------------ the plan memo
+
+MEMO_FORMAT = 1
+
+
+class PlanMemo:
+    """Each config entry's packed chapters, keyed by a hash of everything they depend on.
+
+    The key covers the source file (size and mtime), the voice library file,
+    the whole config except the other chapter entries, the backend and its
+    identity, and the code of this package (file sizes and mtimes), so any
+    change recomputes. A remembered entry is used only when all its segments
+    are in the cache: packing depends on the cache, and a fully cached
+    packing is what a fresh one would choose. One small JSON file per config
+    entry in the cache folder's plans/ (bounded: the next plan overwrites it).
+    """
+
+    def __init__(self, cache_dir: Path, cfg: Config, backend: str, identity: str,
+                 genders: dict[int, int]):
+        self.folder = cache_dir / "plans"
+        self.config_path = str(cfg.path)
+        shared = {
+            "format": MEMO_FORMAT,
+            "code": _code_fingerprint(),
+            "config": repr(replace(cfg, chapters=())),
+            "voices": _stat(cfg.voices) if cfg.voices else None,
+            "backend": [backend, identity, sorted(genders.items())],
+        }
+        self.shared = json.dumps(shared, sort_keys=True, default=str)
+
+    def key(self, entry: ChapterEntry) -> str:
+        spec = json.dumps([self.shared, repr(entry), _stat(entry.source)], default=str)
+        return hashlib.sha256(spec.encode()).hexdigest()
+
+    def _file(self, entry: ChapterEntry) -> Path:
+        name = hashlib.sha256(f"{self.config_path}\0{entry.index}".encode()).hexdigest()[:32]
+        return self.folder / f"{name}.json"
+
+    def get(self, entry: ChapterEntry, key: str) -> list[_Packed] | None:
+        try:
+            data = json.loads(self._file(entry).read_text(encoding="utf-8"))
+            if data.get("key") != key:
+                return None
+            return [_Packed(c["title"], c["source"],
+                            tuple(Segment(k, t, Voice(*v), p, line) for k, t, v, p, line
+                                  in c["segments"]),
+                            tuple(Problem(*w) for w in c["warnings"]))
+                    for c in data["chapters"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # missing or damaged: plan afresh
+
+    def put(self, entry: ChapterEntry, key: str, results: list[_Packed]) -> None:
+        data = {"key": key, "chapters": [
+            {"title": r.title, "source": r.source,
+             "segments": [[s.key, s.text, astuple(s.voice), s.pause_after, s.line]
+                          for s in r.segments],
+             "warnings": [astuple(w) for w in r.warnings]}
+            for r in results]}
+        path = self._file(entry)
+        tmp: Path | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=".plan-", suffix=".tmp", dir=path.parent)
+            tmp = Path(name)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, ensure_ascii=False)
+            os.replace(tmp, path)
+        except OSError as exc:  # a read-only cache still plans, only slower
+            log.debug("plan memo not written: %s", exc)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size]
+
+
+@lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
+    package = Path(__file__).resolve().parent
+    files = sorted(package.rglob("*.py"))
+    return hashlib.sha256(repr([(str(p.relative_to(package)), _stat(p)) for p in files])
+                          .encode()).hexdigest()
 
 
 def key_function(backend: str, identity: str, genders: dict[int, int]):
     """The segment-key function of a backend (see cache.segment_key)."""
     if backend != "local":
         return KeyMaker(identity)
-    from pipeline.tts.local import espeak_voice
+    from pipeline.tts.local import LocalBackend
 
-    return KeyMaker(identity, lambda voice: repr(espeak_voice(voice, genders.get(voice.voice))))
+    # The backend says what its engine makes of a voice; that goes into the
+    # key, so a change of the mapping (a new table, a new gender) changes it.
+    return KeyMaker(identity, LocalBackend(genders=genders).voice_identity)
 
 
 def _unique(slug: str, taken: set[str]) -> str:

@@ -1,86 +1,87 @@
-"""`audiobook say`: one-off synthesis through the same segmenter and cache."""
+"""`audiobook say`: a one-chapter build of one paragraph, through the same stages.
+
+The text becomes a Chapter of one paragraph block, read by the same rules as
+a source (normalize), cast by the same chapter_runs (lexicon, then the
+segmenter), synthesized by build.synthesize and rendered by the package's
+chapter renderer, so `say` sends exactly what `build` would for the text.
+"""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline import audio
-from pipeline.book import Voice
+from pipeline.book import Block, Chapter
 from pipeline.cache import SegmentCache, resolve_cache_dir
-from pipeline.config import DEFAULT_NARRATOR, VOICE_CHECKS, Config, Pauses
-from pipeline.errors import InputError, Problem
-from pipeline.segment import Run, atoms_of_paragraph, segment_runs
-from pipeline.sources.text import compile_lexicon, normalize
-from pipeline.tts import backend_identity
-from pipeline.tts.base import SynthesisRequest
+from pipeline.config import VOICE_CHECKS, ChapterEntry, Config
+from pipeline.errors import InputError, Problem, ValidationError
+from pipeline.sources.text import normalize
+
+SUFFIXES = (".mp3", ".wav", ".m4a")
+APP_NAME = "audiobook-pipeline"
 
 
-def _voice(cfg: Config | None, settings: dict[str, Any]):
-    from pipeline.casting import VoiceResolver
+def user_cache_dir() -> Path:
+    """The user's cache folder for `say` outside a project (never the current folder)."""
+    import platformdirs
 
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def default_config(root: Path) -> Config:
+    """The config `say` uses without a file; its cache is the user's cache folder."""
+    return replace(Config.default(root), cache_dir=user_cache_dir())
+
+
+def voice_overrides(settings: dict[str, Any]) -> dict[str, Any]:
+    """--voice/--emotion/--speed/--language, checked by config's own table."""
     problems = []
     parsed = {}
     for key, raw in settings.items():
-        value, message = VOICE_CHECKS[key](raw)
-        if message:
-            problems.append(Problem("--" + key, None, None, message))
-        parsed[key] = value
+        try:
+            parsed[key] = VOICE_CHECKS[key](raw, None)
+        except ValidationError as exc:
+            problems.append(Problem("--" + key, None, None, str(exc)))
     if problems:
         raise InputError(problems)
-    if cfg is None:
-        base = {**DEFAULT_NARRATOR, "language": "en", **parsed}
-        if not isinstance(base["voice"], int):
-            raise InputError(Problem("--voice", None, None,
-                                     "a voice name needs a config with cast or voices; use an id"))
-        return Voice(base["voice"], base["emotion"], base["speed"], base["language"]), None
-    resolver = VoiceResolver.for_config(cfg)
-    voice, message = resolver.voice(resolver.base(parsed))
-    if message:
-        raise InputError(Problem("--voice", None, None, message))
-    return voice, resolver
+    return parsed
+
+
+def say_chapter(cfg: Config, text: str, settings: dict[str, Any],
+                backend: str | None = None) -> tuple[Config, Chapter]:
+    """The config narrowed to one chapter, and that chapter: one paragraph of text."""
+    from pipeline.casting import VoiceResolver
+
+    overrides = voice_overrides(settings)
+    resolver = VoiceResolver.for_config(cfg, backend or cfg.backend)
+    try:
+        resolver.voice(resolver.base(overrides))
+    except ValidationError as exc:
+        raise InputError(Problem("--voice", None, None, str(exc))) from None
+    body = normalize(text)
+    if not body:
+        raise InputError(Problem("TEXT", None, None, "is empty"))
+    entry = ChapterEntry(source=cfg.root / "TEXT", display="TEXT", index=0, line=None,
+                         title="say", overrides=overrides, config_display=cfg.display)
+    chapter = Chapter("say", "TEXT", (Block("paragraph", body, line=1),), entry=0)
+    return replace(cfg, chapters=(entry,)), chapter
 
 
 def say(cfg: Config | None, text: str, out: Path, settings: dict[str, Any],
         backend: str | None = None) -> dict:
-    suffix = out.suffix.lower()
-    if suffix not in (".mp3", ".wav", ".m4a"):
+    if out.suffix.lower() not in SUFFIXES:
         raise InputError(Problem(str(out), None, None, "use a .mp3, .wav or .m4a file name"))
-    from pipeline.build import BuildResult, make_audio
-    from pipeline.plan import key_function
-    from pipeline.progress import LogProgress
+    from pipeline import package
+    from pipeline.build import synthesize
+    from pipeline.plan import make_plan
 
-    voice, resolver = _voice(cfg, settings)
-    backend = backend or (cfg.backend if cfg else "local")
-    identity = backend_identity(backend)
-    lexicon = compile_lexicon(cfg.lexicon if cfg else {})
-    body = normalize(lexicon(text))
-    if not body:
-        raise InputError(Problem("TEXT", None, None, "is empty"))
-    max_chars = cfg.max_chars if cfg else 1000
-    cache_dir = resolve_cache_dir(cfg.cache_dir if cfg else Path(".audiobook-cache"))
-    result = BuildResult()
-    with SegmentCache(cache_dir) as store:
-        genders = resolver.genders() if resolver else {}
-        key_for = key_function(backend, identity, genders)
-        run = Run(tuple(atoms_of_paragraph(body, voice.language, max_chars)), voice, "paragraph")
-        segments = segment_runs([run], max_chars, key_for, frozenset(store.keys()))
-        missing = list({s.key: s for s in segments if s.key not in store}.values())
-        requests = [SynthesisRequest(s.key, s.text, s.voice, "say") for s in missing]
-        if requests:
-            make_audio(backend, identity, genders, requests, store, 4, LogProgress(), result)
-        rate = cfg.output.sample_rate if cfg else 44100
-        pauses = cfg.pauses if cfg else Pauses()
-        parts: list = []
-        for k, seg in enumerate(segments):
-            stored = store.get(seg.key)
-            parts.append(audio.trim(audio.decode(stored.data, stored.format, rate)))
-            if k < len(segments) - 1:
-                parts.append(pauses.ms(seg.pause_after))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stitched = audio.stitch(parts, rate, out.parent)
-        try:
-            audio.encode_file(stitched, out, cfg.output.bitrate if cfg else "192k")
-        finally:
-            stitched.path.unlink(missing_ok=True)
-    return {"segments": len(segments), "credits_spent": result.credits_spent}
+    base = cfg if cfg is not None else default_config(Path(os.getcwd()))
+    one, chapter = say_chapter(base, text, settings, backend)
+    with SegmentCache(resolve_cache_dir(one.cache_dir)) as store, store.shared():
+        plan = make_plan(one, store, backend, book=[chapter])
+        made = synthesize(plan, store, jobs=4)
+        package.render_to(plan, plan.chapters[0], store, out, loudness=None)
+    return {"segments": len(plan.chapters[0].segments), "credits_spent": made.credits_spent,
+            "texts": [s.text for s in plan.chapters[0].segments]}

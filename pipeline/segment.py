@@ -32,12 +32,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-
-import pysbd
+from typing import TYPE_CHECKING
 
 from pipeline.book import Voice
+from pipeline.sources.text import is_speakable
+
+if TYPE_CHECKING:
+    import pysbd
 
 CREDIT_CHARS = 100
 
@@ -55,6 +58,21 @@ _PYSBD_LANG = {
 # cut at places that are sentence ends by any reading.
 _PYSBD_CHUNK = 2000
 _SURE_END = re.compile(r"(?<=[.!?。！？…])[\"'”’)\]]*\s+(?=[\"'“‘(\[]*[A-Z0-9\u3000-\u9fff])")
+_ANY_END = re.compile(r"[.!?。！？…‼⁇⁈⁉]")
+_LEADING_CLOSER = re.compile(r"[”’\"]+(?:\s+|$)")
+_QUOTE_OPENERS = re.compile("[“‘\"]")
+# A sentence end, closing quotes, a space, then (after opening quotes) a capital.
+_QUOTED_END = re.compile(r"[.!?…]+(?:[”’\"]+)?\s+(?=[“‘\"(]*[^\W\d_a-z])")
+_WORD_BEFORE = re.compile(r"[^\s“‘\"(\[—–]+$")
+# Titles and short forms that end in a full stop without ending a sentence.
+_ABBREVIATIONS = frozenset({
+    "mr", "mrs", "ms", "mx", "dr", "st", "prof", "rev", "fr", "sr", "jr", "gen", "col", "capt",
+    "cpt", "lt", "sgt", "maj", "cmdr", "adm", "gov", "sen", "rep", "hon", "mt", "ft", "no",
+    "nos", "vol", "vols", "ch", "chap", "fig", "figs", "p", "pp", "ed", "eds", "co", "corp",
+    "inc", "ltd", "bros", "vs", "etc", "cf", "approx", "dept", "est", "messrs", "mme", "mlle",
+    "mssrs", "rt", "ave", "rd", "blvd", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+    "sep", "sept", "oct", "nov", "dec",
+})
 _CLAUSE_END = re.compile(r"(?<=[,;:，、；：—–])\s*")
 
 
@@ -120,34 +138,47 @@ class Segment:
 
 @lru_cache(maxsize=16)
 def _segmenter(language: str) -> pysbd.Segmenter:
+    import pysbd  # here: a no-op build reads its plan from the memo and never segments
+
     return pysbd.Segmenter(language=_PYSBD_LANG.get(language, "en"), clean=False, char_span=True)
 
 
 def _chunks(text: str) -> Iterable[str]:
-    """Pieces of at most ~_PYSBD_CHUNK characters, cut only at sure ends."""
-    if len(text) <= _PYSBD_CHUNK:
-        yield text
-        return
+    """Pieces of at most _PYSBD_CHUNK characters, cut at sure sentence ends.
+
+    Where a stretch has no sure end (one 5 MB line), the cut falls at its
+    last space, else anywhere: pysbd never sees more than a chunk, so a
+    paragraph of any length costs linear time.
+    """
     start = 0
-    last_cut = 0
-    for match in _SURE_END.finditer(text):
-        if match.end() - start > _PYSBD_CHUNK and last_cut > start:
-            yield text[start:last_cut]
-            start = last_cut
-        last_cut = match.end()
+    while len(text) - start > _PYSBD_CHUNK:
+        window = text[start:start + _PYSBD_CHUNK]
+        cut = max((m.end() for m in _SURE_END.finditer(window)), default=0)
+        if cut == 0:
+            cut = window.rfind(" ") + 1
+        if cut == 0:
+            cut = _PYSBD_CHUNK
+        yield text[start:start + cut]
+        start += cut
     yield text[start:]
 
 
 def split_sentences(text: str, language: str = "en") -> list[tuple[str, str]]:
     """Sentences of one line of text, each with the whitespace that follows it.
 
-    The pairs concatenate back to `text` exactly.
+    pysbd's sentences, then each multi-sentence quotation cut at its own
+    sentence ends (see split_quotations). The pairs concatenate back to
+    `text` exactly.
     """
     out: list[tuple[str, str]] = []
     for chunk in _chunks(text):
-        pieces = [span.sent for span in _segmenter(language).segment(chunk)]
-        if "".join(pieces) != chunk:  # never trust a splitter to keep every character
-            pieces = [chunk]
+        if not _ANY_END.search(chunk):
+            pieces = [chunk]  # nothing could end a sentence: spare pysbd the work
+        else:
+            pieces = [span.sent for span in _segmenter(language).segment(chunk)]
+            if "".join(pieces) != chunk:  # never trust a splitter to keep every character
+                pieces = [chunk]
+            pieces = [q for p in _rejoin_closing_quotes(pieces) for q in split_quotations(p)]
         for piece in pieces:
             body = piece.rstrip()
             if body:
@@ -155,6 +186,71 @@ def split_sentences(text: str, language: str = "en") -> list[tuple[str, str]]:
             elif out:
                 out[-1] = (out[-1][0], out[-1][1] + piece)
     return [(s, " " if sep else "") for s, sep in out]
+
+
+def _rejoin_closing_quotes(pieces: list[str]) -> list[str]:
+    """pysbd can cut before a closing quote ("‘Now.", "’ She came."): give it back."""
+    out: list[str] = []
+    for piece in pieces:
+        match = _LEADING_CLOSER.match(piece)
+        if out and match and not out[-1][-1:].isspace():
+            out[-1] += match.group(0)
+            piece = piece[match.end():]
+        if piece:
+            out.append(piece)
+    return out
+
+
+def split_quotations(sentence: str) -> list[str]:
+    """A sentence cut at the sentence ends inside its quotations.
+
+    pysbd keeps a quotation whole: “Oh, that! I thought of the salt. There
+    was never any mystery.” is one sentence to it. A cut is made where, inside
+    quotation marks (or right at their close), a sentence end (. ! ? …) is
+    followed by a space and a capital letter (after any opening quote), and
+    the end is not an abbreviation or an initial (Mr., Dr., St., J. R. R.).
+    Pieces keep their trailing spaces, so they concatenate back to the input.
+    """
+    if not _QUOTE_OPENERS.search(sentence):
+        return [sentence]
+    depth = _quote_depths(sentence)
+    cuts = [m.end() for m in _QUOTED_END.finditer(sentence)
+            if depth[m.start()] > 0 and not _is_abbreviation(sentence, m.start())]
+    if not cuts:
+        return [sentence]
+    bounds = [0, *cuts, len(sentence)]
+    return [sentence[a:b] for a, b in zip(bounds, bounds[1:]) if a < b]
+
+
+def _quote_depths(text: str) -> list[int]:
+    """How many quotations are open at each position (curly quotes, straight double)."""
+    depths = []
+    double = single = 0
+    straight = False
+    for i, ch in enumerate(text):
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if ch == "“":
+            double += 1
+        elif ch == "”" and double:
+            double -= 1
+        elif ch == "‘" and (before.isspace() or before in "“\"([—–"):
+            single += 1
+        elif ch == "’" and single and not after.isalpha():  # else an apostrophe: don’t
+            single -= 1
+        elif ch == '"':
+            straight = not straight if (straight or before.isspace() or before in "([—–") else False
+        depths.append(double + single + straight)
+    return depths
+
+
+def _is_abbreviation(text: str, end: int) -> bool:
+    """The word before a full stop at `end` is an abbreviation or an initial."""
+    if text[end] != "." or text[end:end + 2] == "..":
+        return False
+    word = _WORD_BEFORE.search(text, 0, end)
+    token = word.group(0) if word else ""
+    return (len(token) == 1 and token.isalpha()) or "." in token or token.lower() in _ABBREVIATIONS
 
 
 def _split_long(sentence: str, sep: str, cut: int, max_chars: int) -> list[Atom]:
@@ -225,12 +321,14 @@ def atoms_of_paragraph(text: str, language: str, max_chars: int,
 def pack_run(
     atoms: tuple[Atom, ...],
     max_chars: int,
-    is_cached: Callable[[str], bool] = lambda text: False,
+    is_cached: Callable[[str], bool] | None = None,
 ) -> list[tuple[int, int]]:
     """The cheapest packing of atoms into segments: a list of (start, end) atom ranges.
 
     Minimizes (credits still to spend, cut penalty, number of requests),
-    where a segment whose text is_cached costs no credits.
+    where a segment whose text is_cached costs no credits (None: nothing is).
+    The work is linear in the number of atoms times the atoms one request
+    can hold; the inner loop is kept plain for that reason.
     """
     n = len(atoms)
     if n == 0:
@@ -250,6 +348,7 @@ def pack_run(
     best: list[tuple[float, float, float]] = [inf] * (n + 1)
     back = [0] * (n + 1)
     best[0] = (0, 0, 0)
+    unit = CREDIT_CHARS
     for j in range(1, n + 1):
         cut = 0 if j == n else atoms[j - 1].cut
         end = ends[j - 1]
@@ -261,8 +360,10 @@ def pack_run(
             prev = best[i]
             if prev[0] == math.inf:
                 continue
-            text = run_text[starts[i]:end]
-            spend = 0 if is_cached(text) else credits_for(length)
+            if is_cached is not None and is_cached(run_text[starts[i]:end]):
+                spend = 0
+            else:
+                spend = (length + unit - 1) // unit  # credits_for(length), inlined
             cand = (prev[0] + spend, prev[1] + cut, prev[2] + 1)
             if cand < choice:
                 choice, back[j] = cand, i
@@ -296,9 +397,10 @@ def segment_runs(
     segments: list[Segment] = []
     for run in runs:
         def is_cached(text: str, voice: Voice = run.voice) -> bool:
-            return bool(cached_keys) and key_for(voice, text) in cached_keys
+            return key_for(voice, text) in cached_keys
 
-        ranges = pack_run(run.atoms, max_chars, is_cached)
+        ranges = pack_run(run.atoms, max_chars, is_cached if cached_keys else None)
+        kept = 0
         for k, (i, j) in enumerate(ranges):
             text = segment_text(run.atoms, i, j)
             if k == len(ranges) - 1:
@@ -306,9 +408,15 @@ def segment_runs(
             else:
                 last = run.atoms[j - 1]
                 pause = last.pause or _CUT_PAUSE.get(last.cut, "clause")
+            if not is_speakable(text):
+                # Emoji or punctuation only: never sent. Its pause stays with the text before.
+                if kept:
+                    segments[-1] = replace(segments[-1], pause_after=pause)
+                continue
             segments.append(Segment(key_for(run.voice, text), text, run.voice, pause,
                                     run.atoms[i].line or run.line,
                                     segment_parts(run.atoms, i, j)))
+            kept += 1
     return segments
 
 

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.book import emotion_id
 from pipeline.errors import InputError, Problem
 
 GENDERS = {1: "male", 2: "female"}
@@ -34,7 +35,9 @@ class VoiceInfo:
 
     @property
     def gender_name(self) -> str:
-        return GENDERS.get(self.gender, str(self.gender) if self.gender is not None else "")
+        if self.gender is None:
+            return ""
+        return GENDERS.get(self.gender, str(self.gender))
 
     def as_json(self) -> dict:
         return {"id": self.id, "name": self.name, "display_name": self.display_name,
@@ -60,6 +63,11 @@ def load_library(path: Path, display: str | None = None) -> list[VoiceInfo]:
     if not isinstance(records, list):
         raise InputError(Problem(display, None, "data.records",
                                  "no voice list found; expected data.records[] as in the API guide"))
+    return voices_from_records(records, display)
+
+
+def voices_from_records(records: list, display: str) -> list[VoiceInfo]:
+    """VoiceInfos from the API's voice records (a library file's, or the offline table's)."""
     voices = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict) or not isinstance(rec.get("id"), int) or isinstance(rec.get("id"), bool):
@@ -107,5 +115,20 @@ def filter_voices(library: list[VoiceInfo], language: str | None = None, gender:
         code = GENDER_CODES.get(gender.lower(), int(gender) if gender.isdigit() else -1)
         out = [v for v in out if v.gender == code]
     if emotion:
-        out = [v for v in out if emotion.lower() in (e.lower() for e in v.emotions)]
+        out = [v for v in out if speaks_emotion(v, emotion)]
     return out
+
+
+def speaks_emotion(voice: VoiceInfo, emotion: str) -> bool:
+    """True if the voice lists the emotion, in the API's spelling or the library's.
+
+    "happy" finds a voice that lists "cheerful" (book.EMOTION_ALIASES), and an
+    id ("1") works too; a word the API has no id for ("whispering") is
+    compared as written.
+    """
+    word = emotion.strip().lower()
+    wanted = int(word) if word.isdigit() else emotion_id(word)
+    listed = [e.strip().lower() for e in voice.emotions]
+    if word in listed:
+        return True
+    return wanted is not None and any(emotion_id(e) == wanted for e in listed)

@@ -3,8 +3,12 @@ with httpx.MockTransport only for answers the emulator never gives."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
+import time
+import urllib.parse
 
 import httpx
 import pytest
@@ -19,13 +23,16 @@ from pipeline.tts.audiocleaner import (
     AudioCleanerBackend,
     AuthError,
     ConcurrencyLimitError,
+    CreditCapError,
     CreditError,
+    HostileOutputError,
     MemoryJournal,
     MissingKeyError,
     OutputError,
     PollDeadlineError,
     PollPolicy,
     RateLimitError,
+    RequestTimeoutError,
     RetryPolicy,
     ServerError,
     TaskFailedError,
@@ -36,6 +43,7 @@ from pipeline.tts.audiocleaner import (
 )
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.emulator import tone_wav
+from pipeline.tts.http import Bounds, scrubber_for
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
 FAST_POLL = PollPolicy(first=0.02)
@@ -450,3 +458,126 @@ def test_retry_after_may_be_an_http_date():
     past = "Wed, 21 Oct 2015 07:28:00 GMT"
     assert _retry_after(httpx.Response(429, headers={"retry-after": past})) == 0.0
     assert _retry_after(httpx.Response(429, headers={"retry-after": "soon"})) is None
+
+
+# ------------------------------------------------------------------ paying once, within the cap
+
+
+def test_creates_that_may_have_been_paid_count_against_max_credits():
+    reqs = requests_for(12)  # 1 credit each: the plan fits the cap exactly
+    with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
+        client = backend(emu.url, max_credits=12)
+        with pytest.raises(CreditCapError) as caught:
+            run(client, reqs, jobs=1)
+        stats = emu.stats()
+    assert stats["lost_responses"] >= 1  # it was tested
+    assert stats["credits_charged"] <= 12  # stopped before the cap, not after
+    assert client.stats()["credits_maybe_charged"] == stats["lost_responses"]
+    assert caught.value.exit_code == EXIT_BUDGET and "--max-credits 12" in str(caught.value)
+
+
+def test_max_credits_reaches_the_backend_from_the_registry(monkeypatch):
+    monkeypatch.setenv("AUDIOCLEANER_API_KEY", KEY)
+    client = get_backend("audiocleaner", genders={}, journal=MemoryJournal(), max_credits=7)
+    assert client.max_credits == 7
+
+
+class SharedJournal(MemoryJournal):
+    """Two clients' shared cache: the lease, the journal, and which audio is stored."""
+
+    def __init__(self):
+        super().__init__()
+        self.stored: set[str] = set()
+
+    def __contains__(self, key):
+        return key in self.stored
+
+
+def test_two_builds_sharing_a_journal_pay_once_per_segment():
+    journal = SharedJournal()
+    reqs = requests_for(10)
+    got: list[dict] = [{}, {}]
+    errors: list[BaseException] = []
+    with emulator(latency=0.3) as emu:
+        clients = [backend(emu.url, journal=journal) for _ in range(2)]
+
+        def build(i: int) -> None:
+            def store(request, audio):
+                journal.stored.add(request.key)
+                got[i][request.key] = audio
+            try:
+                clients[i].synthesize_all(reqs, 4, store)
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=build, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        stats = emu.stats()
+    assert errors == []
+    assert stats["tasks_created"] == 10 and stats["credits_charged"] == 10
+    assert set(got[0]) | set(got[1]) == {r.key for r in reqs}
+    assert sum(a.credits for g in got for a in g.values()) == 10  # nobody claims another's pay
+    waited = sum(c.stats()["tasks_shared"] + c.stats()["segments_made_elsewhere"] for c in clients)
+    assert waited >= 1
+
+
+def test_a_resume_only_request_polls_its_journaled_task_and_never_creates():
+    journal = MemoryJournal()
+    with emulator(latency=0.05) as emu:
+        job = create(emu.url, "Hello there, resumed.")["data"]["job_id"]
+        journal.set_pending("k1", {"job_id": job, "base_url": emu.url, "credits": 1})
+        reqs = [SynthesisRequest("k1", "", Voice(2072), "chapter 1, line 1"),
+                SynthesisRequest("k2", "", Voice(2072), "chapter 1, line 3")]
+        client = backend(emu.url, journal=journal)
+        got = run(client, reqs)
+        stats = emu.stats()
+    assert set(got) == {"k1"} and got["k1"].credits == 1
+    assert stats["tasks_created"] == 1  # the test's own; the client made none
+    assert client.stats()["resume_only_skipped"] == 1 and journal.pending_keys() == set()
+
+
+# ------------------------------------------------------------------ bounds (see also test_hostile.py)
+
+
+def test_a_download_over_its_cap_is_refused_once_without_retry():
+    service = FakeService(files=[httpx.Response(200, content=b"ID3" + bytes(12 << 20))])
+    with pytest.raises(HostileOutputError) as caught:
+        run(fake(service), requests_for(1))  # 40 characters: an 11.6 MB cap
+    assert "cap" in str(caught.value) and caught.value.job_id == "j1"
+    assert service.count("/f") == 1
+
+
+def test_an_answer_slower_than_the_deadline_times_out_and_may_have_paid():
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(2.0)
+        return _ok({"job_id": "j1"})
+
+    client = backend("https://api.test", transport=httpx.MockTransport(slow),
+                     bounds=Bounds(deadline=0.1), retry=RetryPolicy(max_retries=1, base=0.01))
+    started = time.monotonic()
+    with pytest.raises(RequestTimeoutError) as caught:
+        run(client, requests_for(1))
+    assert time.monotonic() - started < 1.5  # two tries of 0.1 s, not of 2 s
+    assert "deadline" in str(caught.value)
+    assert client.stats()["credits_maybe_charged"] == 2  # each try may have created a task
+
+
+def test_the_scrubber_removes_every_form_of_the_key():
+    key = "k/y+z 'q\\1"
+    scrub = scrubber_for(key)
+    for form in (key, repr(key)[1:-1], urllib.parse.quote(key, safe=""),
+                 urllib.parse.quote_plus(key), repr(key.encode())[2:-1]):
+        assert scrub(f"echo <{form}>") == "echo <[api-key]>", form
+
+
+def test_audio_far_longer_than_its_text_is_refused_and_not_stored():
+    service = FakeService(files=[httpx.Response(200, content=tone_wav(75.0))])
+    got: dict = {}
+    client = fake(service)
+    with pytest.raises(HostileOutputError) as caught:
+        client.synthesize_all(requests_for(1), 1, lambda r, a: got.setdefault(r.key, a))
+    assert "not your text" in str(caught.value) and got == {}
+    assert service.count("/f") == 1  # the same file again would say the same

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,12 +11,13 @@ import pytest
 from pipeline.config import (
     DEFAULT_NARRATOR,
     Config,
+    Loudness,
     Pauses,
     is_secret_key,
     load_config,
     parse_loudness,
 )
-from pipeline.errors import ConfigError, Problem
+from pipeline.errors import ConfigError, Problem, ValidationError
 
 CHAPTER = {"chapters/01.md": "# One\n\nSome text.\n"}
 
@@ -52,7 +54,7 @@ def test_minimal_config_gets_defaults_for_everything_but_chapters(project):
     assert cfg.output.formats == ("mp3", "m4b")
     assert cfg.output.bitrate == "192k"
     assert cfg.output.sample_rate == 44100
-    assert cfg.output.loudness == "acx"
+    assert cfg.output.loudness == Loudness("acx")
     assert cfg.output.dir == cfg.root / "build"
     assert cfg.cache_dir == cfg.root / ".audiobook-cache"
     assert cfg.cover is None and cfg.voices is None
@@ -99,7 +101,7 @@ def test_full_config_is_read(project):
     assert cfg.lexicon == {"Dr.": "Doctor", "SQL": "sequel"}
     assert cfg.output.formats == ("mp3",)
     assert cfg.output.sample_rate == 48000
-    assert cfg.output.loudness == "none"
+    assert cfg.output.loudness == Loudness("none")
     assert cfg.output.dir == cfg.root / "out"
     assert cfg.cache_dir == cfg.root / "store"
     [entry] = cfg.chapters
@@ -537,18 +539,27 @@ def test_is_not_secret_key(key):
     ("-20 dB", "rms:-20"), ("-20dBFS", "rms:-20"), ("-19.5 db rms", "rms:-19.5"),
 ])
 def test_parse_loudness(value, expected):
-    assert parse_loudness(value) == (expected, None)
+    # str() keeps the form older builds wrote into their fingerprints.
+    assert str(parse_loudness(value)) == str(expected)
+
+
+@pytest.mark.parametrize(("value", "kind", "level"), [
+    ("acx", "acx", None), (None, "none", None), (-18, "lufs", -18.0), ("-20 dB", "rms", -20.0),
+])
+def test_loudness_is_typed(value, kind, level):
+    assert parse_loudness(value) == Loudness(kind, level)
 
 
 @pytest.mark.parametrize("value", [True, -3, -41, "loud", "18", "-18 sones", "-50 dB", [1]])
 def test_parse_loudness_rejects(value):
-    result, message = parse_loudness(value)
-    assert result is None and message
+    with pytest.raises(ValidationError) as info:
+        parse_loudness(value)
+    assert str(info.value)
 
 
 def test_loudness_in_config(project):
     cfg = load_config(project("output: {loudness: '-20 dB'}\nchapters: [chapters/01.md]\n", CHAPTER))
-    assert cfg.output.loudness == "rms:-20"
+    assert cfg.output.loudness == Loudness("rms", -20.0)
     problem = one(project("output:\n  loudness: loud\nchapters: [chapters/01.md]\n", CHAPTER))
     assert (problem.key, problem.line) == ("output.loudness", 2)
 
@@ -601,3 +612,140 @@ def test_line_of_reports_config_lines(project):
     cfg = load_config(project("title: A\nbackend: local\nchapters:\n  - chapters/01.md\n", CHAPTER))
     assert cfg.line_of("backend") == 2
     assert cfg.line_of("chapters[0]") == 4
+
+
+# ------------------------------------------------------------ the schema, declared once
+
+
+def test_every_key_has_a_doc_and_a_default_that_passes_its_own_check(tmp_path):
+    from pipeline.config import SCHEMA, Output, options_of
+
+    assert all(opt.doc for opt in SCHEMA.values())
+    for cls in (Pauses, Output):
+        assert all(opt.doc for opt in options_of(cls).values())
+    cfg = Config.default(tmp_path)
+    assert cfg.pauses == Pauses() and cfg.narrator == DEFAULT_NARRATOR
+    assert cfg.output.dir == tmp_path.resolve() / "build"
+    assert cfg.output.loudness == Loudness("acx") and cfg.output.m4b_bitrate == "64k"
+    assert cfg.chapters == () and cfg.normalize is True and cfg.cache_remote is None
+    assert cfg.credits.opening is False and cfg.credits.closing is False
+
+
+def test_config_default_is_what_an_empty_file_gives(project):
+    loaded = load_config(project("chapters: [chapters/01.md]\n", CHAPTER))
+    default = Config.default(loaded.root)
+    for name in ("title", "language", "backend", "narrator", "cast", "max_chars", "pauses",
+                 "lexicon", "output", "cache_dir", "normalize", "credits", "cache_remote"):
+        assert getattr(default, name) == getattr(loaded, name), name
+
+
+# ------------------------------------------------------------ new keys
+
+
+def test_new_keys_are_read(project):
+    cfg = load_config(project("""\
+        normalize: false
+        credits: {opening: true}
+        cache: {dir: store, remote: s3://my-bucket/books/}
+        output: {formats: [mp3, m4b, vtt, epub], m4b_bitrate: 96k}
+        chapters:
+          - chapters/01.md
+          - {source: chapters/01.md, normalize: true}
+        """, CHAPTER))
+    assert cfg.normalize is False
+    assert (cfg.credits.opening, cfg.credits.closing) == (True, False)
+    assert cfg.cache_remote == "s3://my-bucket/books"
+    assert cfg.output.formats == ("mp3", "m4b", "vtt", "epub") and cfg.output.m4b_bitrate == "96k"
+    assert [c.normalize for c in cfg.chapters] == [None, True]
+
+
+def test_acx_bitrate_rule_is_for_the_mp3_only(project):
+    cfg = load_config(project("output: {m4b_bitrate: 32k}\nchapters: [chapters/01.md]\n", CHAPTER))
+    assert cfg.output.m4b_bitrate == "32k"
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    ("normalize: yes please\n", "normalize", "true or false"),
+    ("credits: {opening: 1}\n", "credits.opening", "true or false"),
+    ("credits: {middle: true}\n", "credits.middle", "unknown key"),
+    ("output: {m4b_bitrate: 64}\n", "output.m4b_bitrate", "use e.g. 128k"),
+    ("output: {formats: [mp3, pdf]}\n", "output.formats", "'pdf' is not a format"),
+    ("cache: {remote: 'https://example.com/x'}\n", "cache.remote", "s3://BUCKET/PREFIX"),
+    ("cache: {remote: 's3://AKIA:secret@bucket/x'}\n", "cache.remote", "credentials never go in"),
+    ("cache: {aws_secret_access_key: abc}\n", "cache.aws_secret_access_key", "must not be written"),
+])
+def test_new_keys_are_checked(project, text, key, words):
+    problem = one(project(text + "chapters: [chapters/01.md]\n", CHAPTER))
+    assert (problem.key, problem.line) == (key, 1)
+    assert words in problem.message
+    assert "abc" not in str(problem)
+
+
+def test_chapter_normalize_must_be_true_or_false(project):
+    problem = one(project("chapters:\n  - source: chapters/01.md\n    normalize: 3\n", CHAPTER))
+    assert (problem.key, problem.line) == ("chapters[0].normalize", 3)
+
+
+def test_emotions_may_be_spelled_as_the_voice_library_does(project):
+    cfg = load_config(project("narrator: {emotion: cheerful}\nchapters: [chapters/01.md]\n", CHAPTER))
+    assert cfg.narrator["emotion"] == 1
+
+
+# ------------------------------------------------------------ attack review F11, F17
+
+
+def test_alias_bomb_in_select_is_refused_without_expanding_it(project):
+    # F11: 458 bytes, 9 levels of 9 aliases, reached 2.5 GB when `select` was str()-ed.
+    levels = ['&s0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"&s{i} [" + ",".join([f"*s{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    text = "chapters:\n  - source: chapters/01.md\n    select: [" + ", ".join(levels) + "]\n"
+    start = time.perf_counter()
+    found = problems_of(project(text, CHAPTER))
+    assert time.perf_counter() - start < 10
+    assert [(p.key, p.line) for p in found] == [("chapters[0].select", 3)]
+    assert "not a list" in found[0].message
+
+
+def test_a_document_that_expands_past_the_budget_is_refused(project, monkeypatch):
+    import pipeline.config as config
+
+    monkeypatch.setattr(config, "NODE_BUDGET", 50)
+    text = "x: &x [a, a, a, a, a, a, a, a, a, a]\ncast: {" + ", ".join(
+        f"v{i}: 20{i:02d}" for i in range(60)) + "}\nchapters: [chapters/01.md]\n"
+    found = problems_of(project(text, CHAPTER))
+    assert ("cast", 2) in [(p.key, p.line) for p in found]
+    assert any("expands to more than 50 values" in p.message for p in found)
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    ("output: {dir: /}\n", "output.dir", "the root folder"),
+    ("output: {dir: ..}\n", "output.dir", "a folder above the book"),
+    ("output: {dir: ../..}\n", "output.dir", "a folder above the book"),
+    ("output: {dir: chapters/01.md}\n", "output.dir", "is not a folder"),
+    ("output: {dir: /dev/null}\n", "output.dir", "is not a folder"),
+    ("cache: {dir: notadir}\n", "cache.dir", "is not a folder"),
+    ("cover: notimage.jpg\n", "cover", "is not an image"),
+])
+def test_paths_the_build_would_trip_on_are_caught_by_check(project, text, key, words):
+    # F17: `check` said ok for each of these and the build died with "internal error".
+    path = project(text + "chapters: [chapters/01.md]\n",
+                   {**CHAPTER, "notadir": "x\n", "notimage.jpg": "nope\n"})
+    problem = one(path)
+    assert (problem.key, problem.line) == (key, 1)
+    assert words in problem.message
+
+
+@pytest.mark.parametrize("value", [".", "build", "out/audio", "/tmp/somewhere-new"])
+def test_ordinary_output_folders_are_allowed(project, value):
+    cfg = load_config(project(f"output: {{dir: '{value}'}}\nchapters: [chapters/01.md]\n", CHAPTER))
+    assert cfg.output.dir.name or value == "."
+
+
+@pytest.mark.parametrize(("name", "head"), [
+    ("c.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF"), ("c.png", b"\x89PNG\r\n\x1a\n\x00"),
+    ("c.webp", b"RIFF\x10\x00\x00\x00WEBPVP8 "), ("c.gif", b"GIF89a\x01\x00"),
+    ("c.svg", b"<?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg'/>"),
+])
+def test_cover_images_are_known_by_their_bytes(project, name, head):
+    cfg = load_config(project(f"cover: {name}\nchapters: [chapters/01.md]\n", {**CHAPTER, name: head}))
+    assert cfg.cover is not None and cfg.cover.name == name

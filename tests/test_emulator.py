@@ -4,12 +4,22 @@ lifecycle, billing, limits, faults, and its command line."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 
 import httpx
 import pytest
-from emulator_helpers import KEY, create, emulator, emulator_process, get, http, post
+from emulator_helpers import (
+    KEY,
+    create,
+    emulator,
+    emulator_process,
+    get,
+    http,
+    post,
+    wait_for,
+)
 
 from pipeline.audio import check_audio
 from pipeline.tts.base import detect_format
@@ -242,3 +252,102 @@ def test_command_line_prints_its_url_and_serves():
                   "balance", "max_concurrent_tasks", "downloads_with_api_key"):
         assert field in stats
     assert stats["tasks_created"] == 1 and stats["tasks_succeeded"] == 1
+
+
+# ---------------------------------------------------------------- F19: fidelity and memory
+
+GOOD = {"voice_id": 2072, "emotion": 0, "speed": 1, "language": "en", "text": "hi"}
+
+
+@pytest.mark.parametrize("change", [
+    {"speed": float("nan")}, {"speed": float("inf")}, {"speed": 1e308}, {"speed": -5},
+    {"speed": 0.49}, {"speed": 2.01}, {"emotion": 99}, {"emotion": -1}, {"emotion": 1.5},
+    {"voice_id": -1}, {"voice_id": 0}, {"voice_id": 2072.5}, {"language": "xx"},
+    {"language": "EN"}, {"voice_id": 10 ** 400},
+])
+def test_out_of_range_parameters_are_100002_and_cost_nothing(change):
+    with emulator(latency=0.0, audio_kind="tone") as emu:
+        # Raw JSON: NaN and Infinity are what a careless client's json.dumps sends.
+        answer = http.post(emu.url + CREATE_PATH, content=json.dumps({**GOOD, **change}),
+                           headers={"api-key": KEY, "Content-Type": "application/json"}).json()
+        stats = emu.stats()
+    assert answer["code"] == 100002, answer
+    assert stats["tasks_created"] == 0 and stats["credits_charged"] == 0
+    assert stats["balance"] == 1_000_000
+
+
+def test_the_edges_of_the_ranges_are_accepted():
+    with emulator(latency=0.0, audio_kind="tone") as emu:
+        for change in ({"speed": 0.5}, {"speed": 2}, {"emotion": 8}, {"voice_id": 1},
+                       {"language": "zh_yue"}, {"language": "all"}):
+            assert post(emu.url, CREATE_PATH, {**GOOD, **change})["code"] == 100000, change
+
+
+def test_finished_tasks_and_their_outputs_are_forgotten_after_the_ttl():
+    with emulator(latency=0.0, task_ttl=1.5, audio_kind="tone") as emu:
+        first = create(emu.url, "Distinct text number one.")["data"]["job_id"]
+        output = get(emu.url, first)["data"]["output"]
+        assert http.get(output).status_code == 200
+        for i in range(19):
+            create(emu.url, f"Distinct text number {i} and more.")
+        wait_for(lambda: emu.stats()["tasks_kept"] == 0, timeout=20)
+        assert get(emu.url, first)["code"] == 101008  # as any unknown id
+        assert http.get(output).status_code == 404
+        assert emu.stats()["tasks_expired"] == 20
+        # Nothing else holds on to the audio either: memory stays bounded.
+        assert emu.emulator.outputs == {} and emu.emulator.audio._made == {}
+
+
+def test_a_task_is_kept_while_waiting_and_for_the_ttl_after_it_ends():
+    state = EmulatorState(EmulatorConfig(latency=1.0, task_ttl=10.0), random.Random(1))
+    job = state.create("k", GOOD, now=0.0)[1]["job_id"]
+    assert state.lookup("k", {"global_id": job})[0] == 100000
+    state.settle(10.99)
+    assert state.lookup("k", {"global_id": job})[0] == 100000
+    state.settle(11.0)
+    assert state.lookup("k", {"global_id": job})[0] == 101008
+
+
+def test_command_line_task_ttl_forgets_finished_tasks():
+    with emulator_process("--latency", "0", "--audio", "tone", "--task-ttl", "0.2") as (_, url):
+        job = create(url)["data"]["job_id"]
+        assert get(url, job)["data"]["status"] == "success"
+        time.sleep(0.3)
+        assert get(url, job)["code"] == 101008
+
+
+# ---------------------------------------------------------------- sentence boundaries
+
+
+def test_boundaries_are_the_true_sentence_starts_of_the_speech_served():
+    import array
+
+    from pipeline.audio import decode
+    from pipeline.book import Voice
+    from pipeline.tts.emulator import MP3_LEAD_SAMPLES, TASKS_PATH
+    from pipeline.tts.local import LocalBackend
+
+    text = "Oh, that! I thought of the salt. There was never any mystery."
+    with emulator(latency=0.0) as emu:
+        job = create(emu.url, text)["data"]["job_id"]
+        assert http.get(emu.url + TASKS_PATH + "nope/boundaries").status_code == 404
+        truth = http.get(emu.url + TASKS_PATH + job + "/boundaries").json()
+        mp3 = http.get(get(emu.url, job)["data"]["output"]).content
+    spoken = LocalBackend().synthesize(text, Voice(2072))
+    rate = 22050
+    lead_ms = round(MP3_LEAD_SAMPLES * 1000 / rate)
+    assert truth["marks"] == [[offset, ms + lead_ms] for offset, ms in spoken.marks]
+    assert [m[0] for m in truth["marks"]] == [0, 10, 33]
+    assert truth["boundaries_ms"] == [ms + lead_ms for _, ms in spoken.marks][1:]
+    assert [s["text"] for s in truth["sentences"]] == ["Oh, that!", "I thought of the salt.",
+                                                        "There was never any mystery."]
+    served = decode(mp3, "mp3", rate)
+    assert truth["sentences"][-1]["end_ms"] == truth["duration_ms"] == len(served)  # len(): ms
+    # The served audio really is the speech moved by the lead: find the lag.
+    wav = array.array("h", decode(spoken.data, "wav", rate).raw_data)
+    out = array.array("h", served.raw_data)
+
+    def likeness(lag: int) -> int:
+        return sum(wav[i] * out[i + lag] for i in range(20000, 40000, 7))
+
+    assert max(range(0, 2000), key=likeness) == MP3_LEAD_SAMPLES

@@ -281,10 +281,31 @@ def test_entry_title_names_a_single_chapter(tmp_path):
 
 def test_read_cover_epub3_and_epub2_and_none(tmp_path):
     docs = f.collection_docs()
-    assert read_cover(f.write_epub(tmp_path / "a.epub", docs, cover=f.PNG)) == (f.PNG, "image/png")
+    assert read_cover(f.write_epub(tmp_path / "a.epub", docs, cover=f.PNG)) == (f.PNG, "png")
     assert read_cover(f.write_epub(tmp_path / "b.epub", docs, cover=f.PNG, version=2)) == (
-        f.PNG, "image/png")
+        f.PNG, "png")
     assert read_cover(f.write_epub(tmp_path / "c.epub", docs)) is None
+
+
+def test_an_svg_cover_comes_back_as_svg_for_the_packager_to_rasterize(tmp_path):
+    svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1 1"/>'
+    path = f.write_epub(tmp_path / "se.epub", [f.Doc("ch.xhtml", "<p>Hi.</p>", toc="One")],
+                        cover=svg)
+    assert read_cover(path) == (svg, "svg")
+
+
+def test_a_cover_over_the_cap_is_skipped_with_a_warning_naming_cover(tmp_path, caplog,
+                                                                     monkeypatch):
+    # The review's case: the text is fine, only the cover is over the zip-bomb cap
+    # (a small cap here, so the test writes kilobytes, not 64 MiB).
+    monkeypatch.setattr(epub_source, "MAX_MEMBER_BYTES", 5000)
+    path = f.write_epub(tmp_path / "big.epub", [f.Doc("ch.xhtml", "<p>Hi.</p>", toc="One")],
+                        cover=f.PNG + bytes(6000))
+    with caplog.at_level("WARNING", logger="pipeline"):
+        assert read_cover(path) is None
+    assert "cover: in audiobook.yml" in caplog.text
+    assert "OEBPS/images/cover.png" in caplog.text
+    assert [ch.title for ch in load(path)] == ["One"]
 
 
 # ------------------------------------------------------------------ hostile files
@@ -393,3 +414,85 @@ def test_cli_refuses_a_hostile_epub_with_exit_2_and_no_traceback(project, tmp_pa
     result = run_cli("plan", cwd=tmp_path)
     assert result.returncode == 2
     assert "book.epub" in result.stderr and "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ one reading rule
+
+INLINE_HTML = [
+    'Read <span class="pg-boilerplate">Project Gutenberg licence</span>this.',
+    'Page <span epub:type="pagebreak" title="12">12</span> turns.',
+    'Page <span role="doc-pagebreak">12</span>turns.',
+    'End of page.<span class="pagenum">[p. 12]</span>',
+    'A note<a href="#fn1" epub:type="noteref">1</a> here.',
+    'A note<a href="#fn1" role="doc-noteref">1</a> here.',
+    'A note<sup><a href="#fn1">1</a></sup> here.',
+    'A note<a href="#fn2"><sup>*</sup></a>.',
+    'Old<a class="fnanchor" href="#f1">[1]</a> style.',
+    'A back link<a role="doc-backlink" href="#r1">back</a>.',
+    'A <span epub:type="footnotes">list of notes</span>end.',
+    'See <a href="#ch2">chapter two</a>.',
+    'E = mc<sup>2</sup>.',
+    'A <b>bold</b> and <em class="x">em</em> word.',
+    'A <span hidden="hidden">secret</span>word.',
+    'A <span aria-hidden="true">secret</span>word.',
+    'A <span style="visibility: hidden">secret</span>word.',
+    'A <span class="hidden">secret</span>word.',
+    'Nested <span class="pagenum"><b>12</b> more</span>text.',
+    'Kanji <ruby>漢<rt>kan</rt></ruby> read.',
+    'Line one<br/>line two',
+    'An <img src="x.png" alt="picture"/> image.',
+]
+
+
+@pytest.mark.parametrize("html", INLINE_HTML)
+def test_the_same_inline_html_reads_the_same_from_markdown_and_epub(tmp_path, html):
+    from pipeline.sources.markdown import blocks_from_markdown
+
+    # A second paragraph, so a lone inline element never looks like a page's type.
+    from_markdown = [b.text for b in blocks_from_markdown(html + "\n\nEnd.\n")]
+    from_epub = [text for _, text in one_chapter(tmp_path, f"<p>{html}</p><p>End.</p>")]
+    assert from_markdown == from_epub
+
+
+def test_pg_boilerplate_inline_is_dropped_from_markdown_too():
+    from pipeline.sources.markdown import blocks_from_markdown
+
+    found = blocks_from_markdown('Read <span class="pg-boilerplate">the licence</span>this.\n')
+    assert [b.text for b in found] == ["Read this."]
+
+
+# ------------------------------------------------------------------ bounded input
+
+
+def test_a_fifo_or_device_epub_is_refused_before_opening(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.epub")
+    for name in ("fifo.epub", "zero.epub"):
+        if name == "zero.epub":
+            (tmp_path / name).symlink_to("/dev/zero")
+        with pytest.raises(InputError) as err:
+            load_epub(tmp_path / name, name, entry=entry())
+        assert "not a file" in str(err.value) and "name an EPUB file" in str(err.value)
+
+
+@pytest.mark.slow
+def test_cli_check_refuses_special_files_with_exit_2(project, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    os.mkfifo(tmp_path / "fifo.md")
+    (tmp_path / "zero.md").symlink_to("/dev/zero")
+    project("title: T\nchapters: [fifo.md, zero.md]\n")
+    done = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "fifo.md: is a named pipe (FIFO), not a file" in done.stderr
+    assert "zero.md: is a device, not a file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_emoji_only_paragraphs_and_headings_are_not_read(tmp_path):
+    body = "<h2>🎉</h2><p>😀😀🎉 👍🏽</p><p>Words.</p><p>?!</p>"
+    assert one_chapter(tmp_path, body) == [("paragraph", "Words.")]

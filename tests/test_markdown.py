@@ -398,3 +398,115 @@ def test_non_utf8_after_a_bom(tmp_path):
 def test_a_file_with_nothing_to_read(tmp_path, content):
     problem = problem_of(write(tmp_path, content))
     assert problem.message.startswith("has no text to read")
+
+
+# ------------------------------------------------------------ bounded input
+
+
+def load_within(path: Path, seconds: float = 10) -> InputError | None:
+    """load_markdown in a thread: the error it raised, or a failure if it hangs."""
+    import threading
+
+    caught: list[BaseException] = []
+
+    def target():
+        try:
+            load_markdown(path, "chapters/ch.md")
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            caught.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        _unblock_fifo(path)
+        thread.join(5)
+        pytest.fail(f"reading {path.name} hung for {seconds} s")
+    assert caught and isinstance(caught[0], InputError), caught
+    return caught[0]
+
+
+def _unblock_fifo(path: Path) -> None:
+    import os
+
+    try:  # a reader blocked opening a FIFO is released by a writer coming and going
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_a_symlink_to_dev_zero_is_refused_before_reading(tmp_path):
+    # The old code read it until MemoryError (3.8 GB); run under `ulimit -v` to see that.
+    (tmp_path / "zero.md").symlink_to("/dev/zero")
+    error = load_within(tmp_path / "zero.md")
+    assert "is a device, not a file" in str(error)
+
+
+def test_a_fifo_is_refused_and_never_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.md")
+    error = load_within(tmp_path / "fifo.md")
+    assert "named pipe" in str(error) and "name a Markdown file" in str(error)
+
+
+def test_a_markdown_file_over_the_cap_is_refused(tmp_path):
+    from pipeline.sources.guard import MAX_MARKDOWN_BYTES
+
+    path = tmp_path / "ch.md"
+    path.write_bytes(b"# Big\n\n" + b"Words. " * (MAX_MARKDOWN_BYTES // 7))
+    message = problem_of(path).message
+    assert "20.0 MiB" in message and "split it" in message
+
+
+def test_a_nul_byte_past_the_first_8_kib_is_an_error_naming_its_line(tmp_path):
+    # The old code let markdown-it turn it into U+FFFD, which was sent to the service.
+    content = ("# Title\n\n" + "Plain words here.\n" * 600 + "Hello\x00world again.\n").encode()
+    problem = problem_of(write(tmp_path, content))
+    assert problem.line == 603
+    assert "NUL" in problem.message and "remove it" in problem.message
+
+
+def test_emoji_or_punctuation_only_paragraphs_and_headings_are_not_read():
+    # The old code sent "😀😀🎉 👍🏽 👨👩👧" and billed 2 credits for it.
+    assert texts("""\
+        # 🎉🎉
+
+        😀😀🎉 👍🏽 👨\u200d👩\u200d👧
+
+        ?!
+
+        Words, and 😀 with them.
+        """) == ["Words, and 😀 with them."]
+
+
+def test_a_file_of_emoji_only_has_nothing_to_read(tmp_path):
+    problem = problem_of(write(tmp_path, "😀😀🎉\n\n👍🏽\n"))
+    assert problem.message.startswith("has no text to read")
+
+
+# ------------------------------------------------------------ sources outside the book
+
+
+def test_sources_outside_the_book_folder_are_warnings(tmp_path):
+    from pipeline.config import load_config
+    from pipeline.sources import source_warnings
+
+    book, outside = tmp_path / "book", tmp_path / "outside"
+    (book / "ch").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.md").write_text("Secret text.\n", encoding="utf-8")
+    (book / "ch" / "01.md").write_text("Inside.\n", encoding="utf-8")
+    (book / "ch" / "link.md").symlink_to(outside / "secret.md")
+    (book / "ch" / "inner.md").symlink_to(book / "ch" / "01.md")
+    (book / "audiobook.yml").write_text(
+        "title: T\nchapters:\n  - ch/01.md\n  - ../outside/secret.md\n  - ch/link.md\n"
+        "  - ch/inner.md\n", encoding="utf-8")
+    warnings = source_warnings(load_config(book / "audiobook.yml"))
+    assert all(w.warning for w in warnings)
+    assert [(w.line, w.key) for w in warnings] == [(4, "chapters[1].source"),
+                                                   (5, "chapters[2].source")]
+    secret = str((outside / "secret.md").resolve())
+    assert f"../outside/secret.md lies outside the book folder, at {secret}" in str(warnings[0])
+    assert f"ch/link.md is a symlink to {secret}" in str(warnings[1])

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from emulator_helpers import (
     KEY,
     book_config,
@@ -21,6 +22,8 @@ from emulator_helpers import (
 )
 
 from pipeline.cache import SegmentCache
+
+pytestmark = pytest.mark.slow  # every test here runs real builds
 
 
 def _project(project, **shape) -> Path:
@@ -147,3 +150,30 @@ def test_running_out_of_credit_exits_3_saying_what_the_rest_needs(project):
     assert done.returncode == 3
     assert f"needs {plan['credits_to_spend'] - 3} credit(s)" in done.stderr
     assert after["credits_to_spend"] == plan["credits_to_spend"] - 3  # what was made is kept
+
+
+@pytest.mark.skipif(not hasattr(SegmentCache, "lease"),
+                    reason="needs the segment store's lease (store branch)")
+def test_two_builds_started_together_on_one_cache_pay_the_plan_once(project, tmp_path):
+    # Two copies of one book (their own output folders) on the one shared
+    # AUDIOBOOK_CACHE_DIR: the same segment keys, so the same segments to pay for.
+    config, files = book_config(chapters=1, per_chapter=8)
+    folders = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        for rel, text in {**files, "audiobook.yml": config}.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(text, encoding="utf-8")
+        folders.append(folder)
+    with emulator(latency=0.3, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        plan = plan_totals(folders[0], env)
+        procs = [subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--jobs", "4"],
+                                  cwd=folder, env={**os.environ, **env}, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for folder in folders]
+        outputs = [proc.communicate(timeout=240) for proc in procs]
+        stats = emu.stats()
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert stats["tasks_created"] == plan["segments"]
+    assert stats["credits_charged"] == plan["credits_to_spend"]

@@ -203,3 +203,71 @@ def test_pauses_follow_the_cut():
 
 def test_credits_are_per_started_hundred():
     assert [credits_for(n) for n in (0, 1, 60, 100, 101, 200, 215)] == [0, 1, 1, 1, 2, 2, 3]
+
+
+# ---------------------------------------------------------------- dialogue
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("“Oh, that! I thought of the salt. There was never any mystery.” He laughed.",
+     ["“Oh, that!", "I thought of the salt.", "There was never any mystery.”", "He laughed."]),
+    ('He said, "Hold the light. Is anyone there?" Then he left.',
+     ['He said, "Hold the light.', 'Is anyone there?"', "Then he left."]),
+    ("“Ask Mr. Tobin. He knows J. R. R. Tolkien. Go to St. Brigid’s. Ask Dr. Okafor.”",
+     ["“Ask Mr. Tobin.", "He knows J. R. R. Tolkien.", "Go to St. Brigid’s.",
+      "Ask Dr. Okafor.”"]),
+    ("“It is 3.5 degrees. Cold!” “Yes. Very.”", ["“It is 3.5 degrees.", "Cold!”", "“Yes.", "Very.”"]),
+    ("‘Come here. Now.’ She came.", ["‘Come here.", "Now.’", "She came."]),
+    ("“Don’t. I can’t.” Fine.", ["“Don’t.", "I can’t.”", "Fine."]),
+    ("“Wait... what was that? Nothing!”", ["“Wait... what was that?", "Nothing!”"]),
+    ("“The U.S. Navy came at 9 p.m. sharp.”", ["“The U.S. Navy came at 9 p.m. sharp.”"]),
+    ("She said “no.” Then she left.", ["She said “no.”", "Then she left."]),
+])
+def test_a_multi_sentence_quotation_is_cut_at_its_sentence_ends(text, expected):
+    pairs = split_sentences(text)
+    assert [s for s, _ in pairs] == expected
+    assert "".join(s + sep for s, sep in pairs).rstrip() == text
+
+
+QUOTE_BITS = ["“", "”", "‘", "’", '"', "'", ". ", "! ", "? ", "… ", "Mr. ", "J. ", "don’t ",
+              "Salt", "tide", " ", "St. ", "U.S. ", "3.5 "]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(QUOTE_BITS + WORDS), min_size=1, max_size=60).map("".join))
+def test_sentences_with_quotes_cover_the_text_exactly(text):
+    text = " ".join(text.split())
+    if not text:
+        return
+    pairs = split_sentences(text)
+    assert "".join(s + sep for s, sep in pairs).rstrip() == text
+    assert all(s and s == s.strip() for s, _ in pairs)
+
+
+def test_pysbd_never_sees_more_than_a_chunk_of_a_long_unbroken_line(monkeypatch):
+    # One long line with no sentence end at all: pysbd is quadratic in its input.
+    from pipeline import segment
+
+    seen: list[int] = []
+    real = segment._segmenter("en")
+
+    class Recording:
+        def segment(self, text):
+            seen.append(len(text))
+            return real.segment(text)
+
+    monkeypatch.setattr(segment, "_segmenter", lambda language: Recording())
+    text = ("word " * 20000 + "x" * 50000 + ". Then. " + "y" * 30000).strip()
+    pairs = split_sentences(text)
+    assert "".join(s + sep for s, sep in pairs).rstrip() == text
+    assert seen and max(seen) <= segment._PYSBD_CHUNK
+
+
+def test_a_segment_with_nothing_speakable_is_never_sent_and_keeps_its_pause():
+    atoms = (Atom("Hello there.", "\n", 0), Atom("😀😀🎉", "\n", 0), Atom("…", "\n", 0))
+    # max_chars so small that each atom is its own segment
+    segments = segment_runs([Run(atoms, VOICE, "scene")], 12, key_is_text, frozenset())
+    assert [(s.text, s.pause_after) for s in segments] == [("Hello there.", "scene")]
+    alone = segment_runs([Run((Atom("👍🏽", "\n", 0),), VOICE, "paragraph")], 100, key_is_text,
+                         frozenset())
+    assert alone == []

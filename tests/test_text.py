@@ -9,7 +9,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.sources.text import compile_lexicon, has_invisible, normalize
+from pipeline.lexicon import compile_lexicon
+from pipeline.sources.text import has_invisible, is_speakable, normalize
 
 # Invisible characters named in the brief and the contract, each in a word.
 INVISIBLES = {
@@ -159,7 +160,7 @@ def test_normalize_is_idempotent(text):
 
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.characters(whitelist_categories=("L", "N", "P", "S"),
-                                      blacklist_characters="\u115f\u1160\u3164\uffa0"),
+                                      blacklist_characters="\u115f\u1160\u3164\uffa0\ufffd"),
                max_size=60))
 def test_visible_text_without_markers_survives(text):
     # Letters, digits, punctuation and symbols are never dropped, only NFC-composed.
@@ -258,3 +259,26 @@ def test_blank_keys_are_ignored():
 def test_lexicon_never_changes_text_without_its_keys(text):
     say = compile_lexicon({"xyz": "QQQ", "Dr.": "Doctor"})
     assert say(text) == text
+
+
+# ------------------------------------------------------------ nothing to say
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("Hello\ufffdworld again.", "Helloworld again."),  # a decoding error's mark
+    ("Private \ue000\U000f0001use.", "Private use."),
+    ("Unassigned \u0378\U000e0fffhere.", "Unassigned here."),
+    ("Emoji stay 😀 for the service.", "Emoji stay 😀 for the service."),
+])
+def test_unsayable_characters_are_removed(raw, clean):
+    assert normalize(raw) == clean
+
+
+@pytest.mark.parametrize(("text", "speakable"), [
+    ("😀😀🎉 👍🏽 👨\u200d👩\u200d👧", False),
+    ("?! … — “”", False),
+    ("", False),
+    ("A", True), ("3", True), ("漢", True), ("😀 ok", True), ("1️⃣", True),
+])
+def test_is_speakable(text, speakable):
+    assert is_speakable(text) is speakable

@@ -32,7 +32,8 @@ What is read, and how: the rule of markdown.py, applied to XHTML.
   letters or digits such as "* * *", and a <section> that starts without a
   heading after text are scene breaks;
 - link text is read, URLs never are;
-- skipped: noterefs (epub:type noteref, role doc-noteref, and links whose
+- skipped, by the tables of rules.py that Markdown shares, plus note-mark
+  links: noterefs (epub:type noteref, role doc-noteref, and links whose
   text is only a note mark such as 1, [2], * or a dagger), footnote and
   endnote asides, page-break markers (epub:type pagebreak, role
   doc-pagebreak, class pagenum), hidden text (hidden, aria-hidden,
@@ -53,6 +54,7 @@ InputError naming the file.
 from __future__ import annotations
 
 import html.entities
+import logging
 import posixpath
 import re
 import zipfile
@@ -66,7 +68,16 @@ from lxml import etree
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
-from pipeline.sources.text import NOTE_MARK, SCENE_BREAK_TEXT, as_sentence, normalize
+from pipeline.sources.guard import check_regular
+from pipeline.sources.rules import image_kind, is_not_prose, title_from_file_name, type_tokens
+from pipeline.sources.select import describe_choices, select_positions
+from pipeline.sources.text import (
+    NOTE_MARK,
+    SCENE_BREAK_TEXT,
+    as_sentence,
+    is_speakable,
+    normalize,
+)
 
 # Caps: a real EPUB's largest member is a cover image or a long chapter, a
 # few MiB; the whole book rarely passes 100 MiB. Memory stays near the caps.
@@ -76,9 +87,9 @@ MAX_MEMBERS = 20_000
 _CHUNK = 2**16
 
 _XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/html+xml")
-_IMAGE_MAGIC = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"),
-                (b"GIF8", "image/gif"), (b"RIFF", "image/webp"))
 # Font obfuscation is not DRM: the text is still readable.
+log = logging.getLogger("pipeline")
+
 _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}
 
 MATTER_TYPES = frozenset({
@@ -113,11 +124,6 @@ _MATTER_STEM = re.compile(
 _COPYRIGHT_MARKS = ("©", "copyright", "all rights reserved", "isbn", "published by",
                     "printed in", "first published", "library of congress", "first edition")
 
-_SKIP_TAGS = frozenset({
-    "head", "script", "style", "img", "svg", "math", "picture", "video", "audio", "object",
-    "embed", "iframe", "canvas", "map", "table", "pre", "form", "button", "input", "select",
-    "textarea", "nav", "figure", "rt", "rp", "template", "noscript", "meta", "link",
-})
 _BLOCK_TAGS = frozenset({
     "html", "body", "p", "div", "section", "article", "main", "header", "footer", "aside",
     "blockquote", "li", "ul", "ol", "dl", "dt", "dd", "figcaption", "address", "hgroup",
@@ -125,13 +131,6 @@ _BLOCK_TAGS = frozenset({
 })
 _LIST_ITEMS = frozenset({"li", "dt", "dd"})
 _HEADINGS = {f"h{n}": n for n in range(1, 7)}
-_SKIP_TYPES = frozenset({"noteref", "footnote", "endnote", "rearnote", "note", "footnotes",
-                         "endnotes", "rearnotes", "pagebreak", "page-list", "annoref",
-                         "biblioref", "glossref", "toc", "landmarks", "backlink"})
-_SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "page-num",
-                           "pagebreak", "page-break", "footnote", "footnotes", "endnote",
-                           "endnotes", "fnanchor", "noteref", "footnote-ref", "hidden",
-                           "pg-boilerplate"})  # Project Gutenberg's header and licence
 _SCENE_CLASSES = re.compile(r"^(scene|section|space|text|thought)-?break$|^(ornament|dinkus)s?$")
 _VERSE_TYPES = frozenset({"poem", "verse", "song", "hymn", "lyrics", "stanza"})
 _VERSE_CLASSES = frozenset({"poem", "poetry", "verse", "stanza", "lines", "poem-stanza"})
@@ -139,12 +138,18 @@ _LINE_CLASS = re.compile(r"^(line|l|verse-line|poem-line|i\d+|indent\d*)$")
 # Same closing punctuation as markdown.py's list rule.
 _NAMED_ENTITY = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _XML_ENTITIES = {b"amp", b"lt", b"gt", b"quot", b"apos"}
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _EPUB_TYPE = "{http://www.idpf.org/2007/ops}type"
 
 
 def _fail(display: str, message: str) -> InputError:
     return InputError(Problem(display, None, None, message))
+
+
+class _TooBig(InputError):
+    """A member over the caps: fatal for the text, skippable for a cover."""
+
+    def __init__(self, display: str, message: str):
+        super().__init__(Problem(display, None, None, message))
 
 
 # ------------------------------------------------------------------ the zip
@@ -192,13 +197,15 @@ class _Archive:
         return b"".join(chunks)
 
     def _too_big(self, name: str) -> InputError:
-        return _fail(self.display, f"{name} unpacks to more than {MAX_MEMBER_BYTES >> 20} MiB "
+        return _TooBig(self.display, f"{name} unpacks to more than {MAX_MEMBER_BYTES >> 20} MiB "
                                    f"(or the book to more than {MAX_TOTAL_BYTES >> 20} MiB); "
                                    "refusing a possible zip bomb")
 
 
 def open_archive(path: Path, display: str) -> _Archive:
     """The EPUB's zip, after the checks that need no unpacking."""
+    # A FIFO or a device would hang or never end: only a regular file is opened.
+    check_regular(path, display, MAX_TOTAL_BYTES, "an EPUB file")
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
@@ -272,12 +279,14 @@ def parse_xml(data: bytes, display: str, member: str):
 
 def _types(el) -> set[str]:
     """epub:type and DPUB-ARIA role tokens, without prefixes: 'z3998:poem' -> 'poem'."""
-    raw = f"{el.get(_EPUB_TYPE) or el.get('epub:type') or ''} {el.get('role') or ''}"
-    tokens = set()
-    for token in raw.lower().split():
-        token = token.rpartition(":")[2]
-        tokens.add(token[4:] if token.startswith("doc-") else token)
-    return tokens
+    return type_tokens(el.get(_EPUB_TYPE) or el.get("epub:type") or "", el.get("role") or "")
+
+
+def _attributes(el) -> dict[str, str]:
+    """Attributes by lower-case local name, the EPUB type as "epub:type" (see rules.py)."""
+    attrs = {str(k).rpartition("}")[2].lower(): v for k, v in el.attrib.items()}
+    attrs["epub:type"] = el.get(_EPUB_TYPE) or el.get("epub:type") or ""
+    return attrs
 
 
 def _classes(el) -> set[str]:
@@ -567,7 +576,7 @@ class _BlockReader:
     def _heading(self, el, level: int) -> None:
         self._flush()
         text = normalize(" ".join(_readable_text(el)))
-        if text:
+        if is_speakable(text):
             self.pieces[-1].blocks.append(Block("heading", text, line=el.sourceline, level=level))
 
     def _cut_if_anchor(self, el, name: str) -> None:
@@ -599,6 +608,8 @@ class _BlockReader:
         if SCENE_BREAK_TEXT.match(text):
             self._scene()
             return
+        if not is_speakable(text):
+            return  # emoji or punctuation only: nothing to say, nothing to pay for
         if list_item or self.list_depth:
             text = as_sentence(text)
         self.pieces[-1].blocks.append(Block("paragraph", text, line=line))
@@ -614,13 +625,7 @@ class _BlockReader:
 
 
 def _is_skipped(el, name: str) -> bool:
-    if name in _SKIP_TAGS:
-        return True
-    if el.get("hidden") is not None or (el.get("aria-hidden") or "").lower() == "true":
-        return True
-    if _HIDDEN_STYLE.search(el.get("style") or ""):
-        return True
-    if _types(el) & _SKIP_TYPES or _classes(el) & _SKIP_CLASSES:
+    if is_not_prose(name, _attributes(el)):
         return True
     return name in ("a", "sup") and _is_note_mark(el)
 
@@ -831,7 +836,7 @@ def _add_pieces(drafts: list[_Draft], pieces: list[_Piece], doc: _Document, sour
         if title is None and drafts and continues:
             drafts[-1].blocks += blocks
             continue
-        title = title or doc.head_title or _title_from_path(doc.item.path)
+        title = title or doc.head_title or title_from_file_name(doc.item.path)
         where = f"{source}#{piece.anchor}" if piece.anchor else source
         drafts.append(_Draft(title, where, blocks))
 
@@ -859,64 +864,54 @@ def _trim_scenes(blocks: list[Block]) -> list[Block]:
     return blocks[start:end]
 
 
-def _title_from_path(path: str) -> str:
-    stem = posixpath.splitext(posixpath.basename(path))[0]
-    return re.sub(r"[-_]+", " ", stem).strip().title() or "Chapter"
-
-
 # ------------------------------------------------------------------ select
 
 
 def select_drafts(drafts: list[_Draft], select: tuple[str, ...], display: str,
                   entry) -> list[_Draft]:
-    """The chapters `select` names: 1-based positions, ranges '3-5' or titles."""
+    """The chapters `select` names, by the grammar of sources/select.py."""
     if not select:
         return drafts
-    picked: list[int] = []
-    problems = []
-    for word in select:
-        found = _select_one(drafts, str(word).strip())
-        if not found:
-            listing = "; ".join(f"{i} {d.title}" for i, d in enumerate(drafts[:12], 1))
-            more = " ..." if len(drafts) > 12 else ""
-            problems.append(Problem(
-                entry.config_display, entry.line, f"chapters[{entry.index}].select",
-                f"{word!r} matches no chapter of {display}; use 1 to {len(drafts)}, a range "
-                f"such as 2-3, or a title ({listing}{more})"))
-        picked += [i for i in found if i not in picked]
-    if problems:
-        raise InputError(problems)
-    return [drafts[i] for i in sorted(picked)]
-
-
-def _select_one(drafts: list[_Draft], word: str) -> list[int]:
-    n = len(drafts)
-    if word.isdigit():
-        return [int(word) - 1] if 1 <= int(word) <= n else []
-    bounds = re.fullmatch(r"(\d+)\s*-\s*(\d+)", word)
-    if bounds:
-        a, b = int(bounds.group(1)), int(bounds.group(2))
-        return list(range(a - 1, b)) if 1 <= a <= b <= n else []
-    wanted = normalize(word).casefold()
-    return [i for i, d in enumerate(drafts) if d.title.casefold() == wanted]
+    titles = [d.title for d in drafts]
+    chosen = select_positions(titles, select)
+    if chosen.unmatched:
+        raise InputError([Problem(entry.config_display, entry.line, f"chapters[{entry.index}].select",
+                                  f"{word!r} matches no chapter of {display}; "
+                                  + describe_choices(titles))
+                          for word in chosen.unmatched])
+    return [drafts[i] for i in chosen.positions]
 
 
 # ------------------------------------------------------------------ cover
 
 
 def read_cover(path: Path) -> tuple[bytes, str] | None:
-    """The EPUB's cover image and its media type, or None if it names no raster cover."""
+    """The EPUB's cover image and its kind (see `rules.image_kind`: 'jpg', 'png', 'gif',
+    'webp' or 'svg'), or None if it names none.
+
+    A cover too big to unpack safely is skipped with a warning rather than
+    failing the build: the book's text is still readable, and `cover:` in
+    audiobook.yml can name a smaller image instead.
+    """
     display = path.name
     archive = open_archive(path, display)
     try:
         pkg = read_package(archive)
+        tried: set[str] = set()
         for item in _cover_candidates(archive, pkg):
-            if not archive.has(item.path):
+            if item.path in tried or not archive.has(item.path):
                 continue
-            data = archive.read(item.path)
-            media = _sniff_image(data)
-            if media:
-                return data, media
+            tried.add(item.path)
+            try:
+                data = archive.read(item.path)
+            except _TooBig:
+                log.warning("%s: its cover %s unpacks to more than %d MiB; building without it "
+                            "(set cover: in audiobook.yml to a smaller image to have one)",
+                            display, item.path, MAX_MEMBER_BYTES >> 20)
+                continue
+            kind = image_kind(data)
+            if kind:
+                return data, kind
     finally:
         archive.zf.close()
     return None
@@ -938,10 +933,3 @@ def _cover_candidates(archive: _Archive, pkg: _Package) -> Iterator[_Item]:
                 if target and target[0] in by_path:
                     yield by_path[target[0]]
     yield from (i for i in images if "cover" in i.id.lower() or "cover" in i.path.lower())
-
-
-def _sniff_image(data: bytes) -> str | None:
-    for magic, media in _IMAGE_MAGIC:
-        if data.startswith(magic):
-            return media
-    return None

@@ -9,11 +9,13 @@ What is read, and how (the same rule as EPUB's, see epub.py):
 - skipped: code blocks, tables, images (alt text too), raw HTML blocks,
   footnote definitions ([^1]: ...) and footnote markers ([^1]);
 - inline HTML: the tags are dropped and the text inside them is read, except
-  inside elements that are not prose: page-break markers (epub:type or role
-  pagebreak, class pagenum, ...), note references (epub:type noteref, or a
-  <sup>/<a> linking to "#..." whose text is only a mark like 1, [2], *),
-  hidden elements (hidden, aria-hidden="true", display:none) and script,
-  style, svg, math and similar; <br> is a line break;
+  inside elements that are not prose by the tables of rules.py, which EPUB
+  uses too (page-break markers, note references, footnotes, hidden
+  elements, Gutenberg boilerplate, script, style, svg, math and similar),
+  and a <sup>/<a> linking to "#..." whose text is only a mark like 1, [2],
+  *; <br> is a line break;
+- a heading or paragraph with no letter or digit (emoji or punctuation
+  only) is not read;
 - a thematic break (---, * * *), an <hr> block, or a paragraph made only of
   ornaments such as "⁂" or "~ ~ ~" is a scene break;
 - an HTML comment alone on its line is a voice switch when it reads
@@ -29,6 +31,9 @@ What is read, and how (the same rule as EPUB's, see epub.py):
 A chapter's title is, in order: `title:` in audiobook.yml, the front matter's
 title, the first heading, the file name without a leading number
 ("03-the-storm.md" -> "The Storm").
+
+The file must be a regular file of at most 20 MiB, UTF-8, without NUL bytes
+(see guard.py and read_source_text).
 """
 
 from __future__ import annotations
@@ -44,12 +49,15 @@ from markdown_it.token import Token
 
 from pipeline.book import Block, Chapter
 from pipeline.errors import InputError, Problem
+from pipeline.sources.guard import MAX_MARKDOWN_BYTES, read_capped
+from pipeline.sources.rules import is_not_prose, title_from_file_name
 from pipeline.sources.text import (
     DROPPED,
     NOTE_MARK,
     SCENE_BREAK_TEXT,
     as_sentence,
     is_blank,
+    is_speakable,
     normalize,
 )
 
@@ -60,7 +68,6 @@ _FOOTNOTE_DEF = re.compile(r"^ {0,3}\[\^[^\]\s]+\]:")
 _FRONT_MATTER = re.compile(
     r"\A---[ \t]*\r?\n(?:(.*?)\r?\n)?(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 _HR_BLOCK = re.compile(r"^\s*<hr\b[^>]*>\s*$", re.IGNORECASE)
-_LEADING_NUMBER = re.compile(r"^\d+[\s._-]+(?=\S)")
 
 # Inline HTML.
 _TAG = re.compile(r"^<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*?)(/?)>$",
@@ -68,16 +75,6 @@ _TAG = re.compile(r"^<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*'
 _ATTR = re.compile(r"([A-Za-z_:][-\w:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
                    "source", "track", "wbr"})
-_SKIP_TAGS = frozenset({"script", "style", "img", "svg", "math", "picture", "video", "audio",
-                        "object", "embed", "iframe", "canvas", "map", "table", "pre", "form",
-                        "button", "select", "textarea", "nav", "figure", "rt", "rp",
-                        "template", "noscript"})
-_SKIP_TYPES = frozenset({"noteref", "footnote", "endnote", "rearnote", "note", "pagebreak",
-                         "page-list", "annoref", "biblioref", "glossref", "backlink"})
-_SKIP_CLASSES = frozenset({"pagenum", "page-number", "pagenumber", "pageno", "page-num",
-                           "pagebreak", "page-break", "footnote", "endnote", "fnanchor",
-                           "noteref", "footnote-ref", "hidden"})
-_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
@@ -86,19 +83,23 @@ _md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
 
 
 def read_source_text(path: Path, display: str) -> str:
-    """The file's text, or an InputError naming what is wrong with it."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise _fail(display, "file not found") from None
-    except IsADirectoryError:
-        raise _fail(display, "is a folder; name a Markdown file") from None
-    except OSError as exc:
-        raise _fail(display, f"cannot read: {exc.strerror}") from None
+    """The file's text, or an InputError naming what is wrong with it.
+
+    The file must be a regular file of at most MAX_MARKDOWN_BYTES (see
+    guard.py). A NUL byte anywhere means it is not text: near the start it
+    is called binary, further on the message names the line, so a damaged
+    file is never half read.
+    """
+    raw = read_capped(path, display, MAX_MARKDOWN_BYTES, "a Markdown file")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
         raise _fail(display, "is UTF-16 or UTF-32 text; save it as UTF-8")
     if b"\x00" in raw[:8192]:
         raise _fail(display, "is a binary file, not Markdown text")
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise InputError(Problem(display, raw.count(b"\n", 0, nul) + 1, None,
+                                 "holds a NUL byte, which text never does (a damaged or "
+                                 "binary file?); remove it"))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -173,16 +174,6 @@ def _attributes(raw: str) -> dict[str, str]:
     return {m.group(1).lower(): (m.group(2) or "").strip("\"'") for m in _ATTR.finditer(raw)}
 
 
-def _is_skipped(name: str, attrs: dict[str, str]) -> bool:
-    if name in _SKIP_TAGS or "hidden" in attrs or attrs.get("aria-hidden", "").lower() == "true":
-        return True
-    if _HIDDEN_STYLE.search(attrs.get("style", "")):
-        return True
-    types = {t.rpartition(":")[2].removeprefix("doc-")
-             for t in f"{attrs.get('epub:type', '')} {attrs.get('role', '')}".lower().split()}
-    return bool(types & _SKIP_TYPES or set(attrs.get("class", "").lower().split()) & _SKIP_CLASSES)
-
-
 class _InlineReader:
     """Collects the readable text of one inline token (see the module's rule)."""
 
@@ -205,7 +196,7 @@ class _InlineReader:
         elif name not in _VOID and not self_closing:
             parsed = _attributes(attrs)
             in_page = name == "a" and parsed.get("href", "").startswith("#")
-            self.stack.append(_Element(name, _is_skipped(name, parsed), in_page))
+            self.stack.append(_Element(name, is_not_prose(name, parsed), in_page))
 
     def close(self, name: str) -> None:
         if not any(e.name == name for e in self.stack[1:]):
@@ -337,6 +328,8 @@ def _text_block(opener: Token, tok: Token, line: int | None, list_depth: int) ->
         return None
     if SCENE_BREAK_TEXT.match(content):
         return Block("scene", line=line)
+    if not is_speakable(content):
+        return None  # emoji or punctuation only: nothing to say, nothing to pay for
     if opener.type == "heading_open":
         return Block("heading", content, line=line, level=int(opener.tag[1]))
     if opener.type != "paragraph_open" or _FOOTNOTE_DEF.match(tok.content):
@@ -367,13 +360,6 @@ def front_matter_title(text: str) -> str | None:
     if isinstance(title, (str, int, float)) and not isinstance(title, bool):
         return normalize(str(title)) or None
     return None
-
-
-def title_from_file_name(path: Path) -> str:
-    """'03-the-storm.md' -> 'The Storm'; '1984.md' -> '1984'."""
-    stem = _LEADING_NUMBER.sub("", path.stem)
-    words = stem.replace("-", " ").replace("_", " ").split()
-    return " ".join(w[:1].upper() + w[1:] for w in words) or path.stem
 
 
 def load_markdown(path: Path, display: str, title: str | None = None, entry: int = 0,

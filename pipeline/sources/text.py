@@ -1,4 +1,4 @@
-"""Text normalization shared by every source, and the lexicon.
+"""Text normalization shared by every source.
 
 The rule: what reaches the service is what a narrator would read.
 
@@ -10,6 +10,9 @@ The rule: what reaches the service is what a narrator would read.
   U+2028, U+2029 or a lone CR) is kept, because in verse it is a pause;
   blank lines and spaces at line ends go.
 - Other control characters become spaces.
+- Characters that stand for nothing a voice could say never do either:
+  private-use characters, code points unassigned in this Python's Unicode
+  tables, and U+FFFD (the mark of a decoding error).
 - Bare URLs (http://..., www....) and footnote markers ([^1]) are dropped.
   A source marks other things it drops (a link that is only a URL, an
   image, a page number) with `DROPPED`. Where something was dropped the gap
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
 
 # Format characters (Cf, Unicode 15) plus invisible characters of other
 # categories: combining grapheme joiner, Hangul fillers, Khmer inherent
@@ -72,9 +74,22 @@ _NO_SPACE_BEFORE = ".,;:!?)]\n"
 _NO_SPACE_AFTER = "([\n"
 
 
+def _without_unsayable(text: str) -> str:
+    """Text without private-use or unassigned code points, or U+FFFD.
+
+    Only the distinct characters of the text are looked up, so a long text
+    costs one pass in C plus a lookup per distinct character.
+    """
+    drop = {ord(c): None for c in set(text)
+            if c > "\x7f" and (c == "\ufffd" or unicodedata.category(c) in ("Cn", "Co"))}
+    return text.translate(drop) if drop else text
+
+
 def normalize(text: str) -> str:
     """Clean text for speech, keeping "\\n" as a line break (verse)."""
     text = _INVISIBLE.sub("", text)
+    if not text.isascii():
+        text = _without_unsayable(text)
     text = _LINE_BREAKS.sub("\n", text)
     text = _CONTROL.sub(" ", text)
     text = unicodedata.normalize("NFC", text)
@@ -104,6 +119,15 @@ def _close_gap(match: re.Match[str]) -> str:
     return " "
 
 
+def is_speakable(text: str) -> bool:
+    """Whether a voice has anything to say: a letter or digit of any script.
+
+    Punctuation alone, symbols and emoji are not (eSpeak NG says nothing for
+    emoji, and a request of them only would be billed for silence).
+    """
+    return any(c.isalnum() for c in text)
+
+
 def has_invisible(text: str) -> bool:
     return bool(_INVISIBLE.search(text))
 
@@ -112,68 +136,3 @@ def is_blank(text: str) -> bool:
     """Only whitespace, control and invisible characters: nothing a reader could see."""
     return not _CONTROL.sub("", _INVISIBLE.sub("", text)).replace(DROPPED, "").strip()
 
-
-# Scripts written without spaces between words: a lexicon key in them matches
-# anywhere, and next to them any key has a word boundary ("用SQL查询").
-_NO_SPACE_RANGES = ("\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf"
-                    "\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
-_NO_SPACE_SCRIPT = re.compile(f"[{_NO_SPACE_RANGES}]")
-# A letter, digit or underscore of a script that separates words by spaces.
-_SPACED_WORD_CHAR = f"[^\\W{_NO_SPACE_RANGES}]"
-
-
-def _key_pattern(key: str) -> str:
-    """A key as a regex: not glued to a word on either side (see compile_lexicon)."""
-    body = re.escape(key)
-    if key == key.lower():
-        body = f"(?i:{body})"
-    before = "" if _NO_SPACE_SCRIPT.match(key[0]) else f"(?<!{_SPACED_WORD_CHAR})"
-    after = "" if _NO_SPACE_SCRIPT.match(key[-1]) else f"(?!{_SPACED_WORD_CHAR})"
-    return before + body + after
-
-
-def compile_lexicon(lexicon: Mapping[str, str]) -> Callable[[str], str]:
-    """A function that rewrites words per the lexicon, in one pass.
-
-    The rule:
-    - Whole words only: a key matches where neither side touches a letter,
-      digit or underscore, so never inside a longer word ("cat" is not found
-      in "concatenate", "Dr." neither in "XDr." nor in "Dr.No"). A hyphen or
-      an apostrophe ends a word, so "SQL" is found in "SQL-based". In
-      scripts written without spaces (Chinese, Japanese, Thai, ...) there
-      are no word boundaries: such keys match anywhere, and such letters
-      next to a key do not glue it to a word.
-    - Case: a key written all in lower case matches any capitalisation, and
-      a capitalised match capitalises the replacement ("sql" -> "sequel":
-      "Sql" -> "Sequel"; "SQL" -> "sequel"). A key with any capital letter
-      ("Dr.", "SQL", "iOS") matches only exactly as written, and wins over a
-      lower-case key that also matches.
-    - Where keys overlap, the longest wins ("New York City" before "New
-      York"); the earliest match in the text comes first.
-    - One pass: a replacement is never rewritten again.
-    - Runs of whitespace in a key match one space (text is normalized).
-    """
-    entries = {" ".join(k.split()): v for k, v in lexicon.items() if k and k.strip()}
-    if not entries:
-        return lambda text: text
-    exact = {k: v for k, v in entries.items() if k != k.lower()}
-    folded = {k: v for k, v in entries.items() if k == k.lower()}
-    # Exact keys first among keys of one length, so "SQL" beats "sql" on "SQL".
-    keys = sorted(entries, key=lambda k: (-len(k), k == k.lower()))
-    pattern = re.compile("|".join(_key_pattern(k) for k in keys))
-    lower_patterns = [(re.compile(_key_pattern(k)), k) for k in keys if k in folded]
-
-    def replace(match: re.Match[str]) -> str:
-        word = match.group(0)
-        if word in exact:
-            return exact[word]
-        key = word.lower()
-        if key not in folded:
-            # Case-insensitive matching is wider than str.lower() ("ſ", "K").
-            key = next(k for p, k in lower_patterns if p.fullmatch(word))
-        replacement = folded[key]
-        if word[:1].isupper() and not word.isupper():
-            return replacement[:1].upper() + replacement[1:]
-        return replacement
-
-    return lambda text: pattern.sub(replace, text)

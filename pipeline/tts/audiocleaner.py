@@ -3,11 +3,15 @@
 What the guide leaves open is handled defensively (see docs/audiocleaner.md):
 HTTP statuses, non-JSON bodies and unknown codes become typed errors that keep
 the raw code and message; the output's format is read from its bytes; the
-output host never sees the api-key.
+output host never sees the api-key. Every read is bounded and every request
+has an overall deadline (pipeline/tts/http.py); the error types live in
+pipeline/errors.py, the retry and poll policies in pipeline/tts/policy.py.
 
 Paying once per segment rests on the task journal (the segment cache): a
 created task's id is written there before it is polled, so a build killed at
-any point polls that task again instead of paying for a new one.
+any point polls that task again instead of paying for a new one. Builds that
+share a cache take the journal's per-segment lease before paying, so two of
+them never pay for one segment twice.
 
 Concurrency is a window of tasks in flight, at most --jobs, that shrinks to
 what the service accepts when it answers 101004 or 101003 and creeps back up
@@ -19,27 +23,67 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import os
 import random
+import socket
 import time
-from collections import deque
-from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
-from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, AudiobookError, BudgetError, ServiceError
+from pipeline.errors import (
+    AudioCleanerError,
+    AuthError,
+    ConcurrencyLimitError,
+    CreditCapError,
+    CreditError,
+    HostileOutputError,
+    MissingKeyError,
+    OutputError,
+    ParameterError,
+    PollDeadlineError,
+    RateLimitError,
+    RequestTimeoutError,
+    RetryLaterError,
+    ServerError,
+    TaskFailedError,
+    TaskNotFoundError,
+    ThrottledError,
+    TransportError,
+    UnexpectedResponseError,
+)
 from pipeline.segment import credits_for
 from pipeline.tts.base import Audio, OnResult, SynthesisRequest
 from pipeline.tts.base import detect_format as sniff_format
+from pipeline.tts.http import (
+    KEY_ENV,
+    MAX_REDIRECTS,
+    Bounds,
+    checked_duration,
+    checked_key,
+    output_byte_cap,
+    safe_url,
+    scrubber_for,
+    send_capped,
+    within,
+)
+from pipeline.tts.journal import Journal, LeasingJournal, MemoryJournal
+from pipeline.tts.policy import (
+    AdaptiveWindow,
+    DurationEstimate,
+    PollPolicy,
+    RetryPolicy,
+    retry_delay,
+)
 
 log = logging.getLogger("pipeline.audiocleaner")
 
 CREATE_PATH = "/audio/api/v1/api-keys/tts/task/create"
 GET_PATH = "/audio/api/v1/api-keys/tts/task/get"
-KEY_ENV = "AUDIOCLEANER_API_KEY"
 OK = 100000
 
 # Statuses seen across the vendor's products that mean "not done yet", and
@@ -47,8 +91,9 @@ OK = 100000
 WAITING_STATUSES = {"waiting", "queued", "pending", "processing", "running"}
 FAILED_STATUSES = {"failed", "error"}
 
-
 DEFAULT_BASE_URL = "https://audiocleaner.ai"
+
+T = TypeVar("T")
 
 
 def base_url() -> str:
@@ -59,104 +104,6 @@ def base_url() -> str:
 def identity_of(url: str) -> str:
     """The cache-key identity of the service at url: emulator audio never stands in for real."""
     return f"audiocleaner:{url.rstrip('/')}"
-
-
-
-# ------------------------------------------------------------------ errors
-
-
-class AudioCleanerError(ServiceError):
-    """Any failure talking to Audio Cleaner; keeps the raw code and message."""
-
-    retryable = False
-
-    def __init__(self, message: str, *, code: int | str | None = None,
-                 raw_message: str | None = None, http_status: int | None = None,
-                 job_id: str | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.code = code
-        self.raw_message = raw_message
-        self.http_status = http_status
-        self.job_id = job_id
-        self.retry_after = retry_after
-
-
-class MissingKeyError(AudiobookError):
-    exit_code = EXIT_INPUT
-
-
-class AuthError(AudioCleanerError):
-    """101002, 101005, 101006: the key is wrong, suspended or not enabled."""
-
-
-class CreditError(AudioCleanerError, BudgetError):
-    """100100: the account lacks credit."""
-
-    exit_code = EXIT_BUDGET
-
-
-class ThrottledError(AudioCleanerError):
-    retryable = True
-
-
-class RateLimitError(ThrottledError):
-    """101003."""
-
-
-class ConcurrencyLimitError(ThrottledError):
-    """101004."""
-
-
-class TaskNotFoundError(AudioCleanerError):
-    """101008: an unknown, expired or another key's job id."""
-
-
-class ParameterError(AudioCleanerError):
-    """100002 (not in the TTS guide; the vendor's web endpoints use it)."""
-
-
-class RetryLaterError(AudioCleanerError):
-    """100099 (the vendor's web endpoints' "needs retry")."""
-
-    retryable = True
-
-
-class ServerError(AudioCleanerError):
-    """An HTTP 5xx answer: the request did not take effect."""
-
-    retryable = True
-
-
-class TransportError(AudioCleanerError):
-    """No answer: refused, dropped, timed out. May have taken effect if sent."""
-
-    retryable = True
-
-    def __init__(self, message: str, *, maybe_took_effect: bool, **kw):
-        super().__init__(message, **kw)
-        self.maybe_took_effect = maybe_took_effect
-
-
-class RequestTimeoutError(TransportError):
-    pass
-
-
-class UnexpectedResponseError(AudioCleanerError):
-    """An unknown code, a non-JSON body, an HTTP error or an unknown task status."""
-
-
-class TaskFailedError(AudioCleanerError):
-    """A task ended `failed` more times than we retry."""
-
-
-class PollDeadlineError(AudioCleanerError):
-    """A task was still waiting at the polling deadline; it stays journaled."""
-
-
-class OutputError(AudioCleanerError):
-    """The output file could not be fetched or is not audio."""
-
-    retryable = True
 
 
 _AUTH_HINTS = {
@@ -170,8 +117,8 @@ def error_for_code(code: Any, message: str, http_status: int | None,
                    retry_after: float | None) -> AudioCleanerError:
     """The typed error for a body code other than success."""
     raw = f"(code {code}: {message})"
-    kw = {"code": code, "raw_message": message, "http_status": http_status,
-          "retry_after": retry_after}
+    kw: dict[str, Any] = {"code": code, "raw_message": message, "http_status": http_status,
+                          "retry_after": retry_after}
     if code in _AUTH_HINTS:
         return AuthError(f"Audio Cleaner: {_AUTH_HINTS[code]} {raw}", **kw)
     if code == 100100:
@@ -189,137 +136,86 @@ def error_for_code(code: Any, message: str, http_status: int | None,
     return UnexpectedResponseError(f"Audio Cleaner answered an unknown code {raw}", **kw)
 
 
-# ------------------------------------------------------------------ policies
+# ------------------------------------------------------------------ the backend
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When a failed request is tried again, and after how long."""
+class AudioCleanerBackend:
+    name = "audiocleaner"
 
-    max_retries: int = 8  # faults: 5xx, transport, bad output
-    throttle_retries: int = 30  # 101003 / 101004 answers
-    base: float = 0.5
-    cap: float = 8.0
-    max_retry_after: float = 120.0
+    def __init__(self, api_key: str, base: str | None = None, *, journal: Journal | None = None,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 retry: RetryPolicy | None = None, poll: PollPolicy | None = None,
+                 bounds: Bounds | None = None, task_retries: int = 8, timeout: float = 30.0,
+                 max_credits: int | None = None, genders: Any = None):
+        if not api_key:
+            raise MissingKeyError(f"{KEY_ENV} is empty")
+        self._key = checked_key(api_key)
+        self.scrub = scrubber_for(api_key)
+        self.base_url = (base or base_url()).rstrip("/")
+        self.journal: Journal = journal if journal is not None else MemoryJournal()
+        self.transport = transport
+        self.retry = retry or RetryPolicy()
+        self.poll = poll or PollPolicy()
+        self.bounds = bounds or Bounds()
+        self.task_retries = task_retries
+        self.timeout = timeout
+        self.max_credits = max_credits
+        self.durations = DurationEstimate(self.poll)
+        self.rng = random.Random()
+        self.counters = dict.fromkeys(
+            ("tasks_created", "tasks_resumed", "tasks_shared", "segments_made_elsewhere",
+             "resume_only_skipped", "tasks_failed_retried", "retries", "throttled",
+             "create_retries_that_may_have_taken_effect", "credits_maybe_charged", "polls",
+             "downloads"), 0)
+        self._window_size: float | None = None
+        _warn_if_plaintext(self.base_url)
 
+    @classmethod
+    def from_environment(cls, genders: Any = None, journal: Journal | None = None,
+                         **options: Any) -> AudioCleanerBackend:
+        """The key from AUDIOCLEANER_API_KEY (never from a file), the host from base_url()."""
+        key = os.environ.get(KEY_ENV, "").strip()
+        if not key:
+            raise MissingKeyError(
+                f"{KEY_ENV} is not set: the audiocleaner backend needs your Audio Cleaner API "
+                f"key in that environment variable (never in audiobook.yml), or build with "
+                f"--backend local")
+        return cls(key, journal=journal, genders=genders, **options)
 
-def retry_delay(policy: RetryPolicy, error: BaseException, attempt: int,
-                rng: random.Random | None = None) -> float | None:
-    """Seconds to wait before trying again after `attempt` failures, or None.
+    def __repr__(self) -> str:
+        return f"AudioCleanerBackend({self.base_url!r})"
 
-    The one place that decides what is retryable. Backoff doubles from
-    `base` up to `cap`, less up to 25% jitter so clients spread out; a
-    server's Retry-After wins (bounded).
-    """
-    if not isinstance(error, AudioCleanerError) or not error.retryable:
-        return None
-    budget = policy.throttle_retries if isinstance(error, ThrottledError) else policy.max_retries
-    if attempt >= budget:
-        return None
-    if error.retry_after is not None:
-        return min(max(0.0, error.retry_after), policy.max_retry_after)
-    backoff = min(policy.base * 2 ** min(attempt, 30), policy.cap)
-    return backoff * (1 - 0.25 * (rng or random).random())
+    def identity(self) -> str:
+        return identity_of(self.base_url)
 
+    def stats(self) -> dict:
+        out: dict[str, Any] = dict(self.counters)
+        if self._window_size is not None:
+            out["concurrency_window"] = round(self._window_size, 2)
+        return out
 
-@dataclass(frozen=True)
-class PollPolicy:
-    """How often a task is asked about (polling is not retrying)."""
+    def close(self) -> None:
+        pass  # clients live only inside synthesize_all
 
-    first: float = 0.25  # first poll, before any task duration is learned
-    factor: float = 1.5
-    cap: float = 10.0
-    deadline: float = 1800.0  # seconds one task may wait before the build gives up
-    unknown_status_limit: int = 5  # unknown statuses tolerated before failing
-
-
-class DurationEstimate:
-    """How long tasks take, learned from the ones that finished.
-
-    A task's first poll goes out a little before the shortest recent
-    duration, then polls come at short, growing steps. Polling a little early
-    costs a request; polling late costs the slot's idle time. Polling early
-    is also what lets the estimate come down when the service speeds up: it
-    is the smallest duration observed, and a poll made late observes nothing
-    shorter than itself.
-    """
-
-    def __init__(self, policy: PollPolicy):
-        self.policy = policy
-        self._recent: deque[float] = deque(maxlen=32)
-
-    def add(self, seconds: float) -> None:
-        self._recent.append(seconds)
-
-    def first_poll(self) -> float:
-        return 0.9 * min(self._recent) if self._recent else self.policy.first
-
-    def next_interval(self, previous: float | None) -> float:
-        if previous is None:
-            return max(0.01, 0.05 * min(self._recent)) if self._recent else self.policy.first
-        return min(previous * self.policy.factor, self.policy.cap)
-
-
-class AdaptiveWindow:
-    """Tasks in flight: at most `ceiling`, shrunk to the service's limit (AIMD)."""
-
-    def __init__(self, ceiling: int):
-        self.ceiling = max(1, ceiling)
-        self.size = float(self.ceiling)
-        self.active = 0  # slots held: tasks being created or polled
-        self.confirmed = 0  # of those, tasks the service accepted and has not finished
-        self._changed = asyncio.Condition()
-
-    async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.active < int(self.size))
-            self.active += 1
-
-    async def release(self) -> None:
-        async with self._changed:
-            self.active -= 1
-            self._changed.notify_all()
-
-    def accepted(self) -> None:
-        """A create went through: probe one task higher, slowly, if the window is full."""
-        if self.active >= int(self.size):
-            self.size = min(float(self.ceiling), self.size + 1 / self.size)
-
-    def concurrency_refused(self) -> None:
-        # The tasks the service holds for us are exactly what it allows us.
-        self.size = max(1.0, float(self.confirmed))
-
-    def rate_refused(self) -> None:
-        self.size = max(1.0, self.size / 2)
+    def synthesize_all(self, requests: Sequence[SynthesisRequest], jobs: int,
+                       on_result: OnResult) -> None:
+        if not requests:
+            return
+        run = _Run(self, self._key, requests, max(1, jobs), on_result)
+        try:
+            asyncio.run(run.main())
+        finally:
+            self._window_size = run.window.size
 
 
-# ------------------------------------------------------------------ the journal
-
-
-class MemoryJournal:
-    """A journal for callers without a cache (one-off `say`): no resume."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, dict] = {}
-
-    def pending(self, key: str) -> dict | None:
-        return self._entries.get(key)
-
-    def set_pending(self, key: str, info: dict) -> None:
-        self._entries[key] = info
-
-    def drop_pending(self, key: str) -> None:
-        self._entries.pop(key, None)
-
-    def pending_keys(self) -> set[str]:
-        return set(self._entries)
-
-
-# ------------------------------------------------------------------ the client
+# ------------------------------------------------------------------ one run
 
 
 class _Stop(Exception):
     """Another task failed the build: stop before paying for anything more."""
+
+
+_MADE_ELSEWHERE = "made elsewhere"  # _claim's answer when another build stored the segment
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -337,100 +233,57 @@ def _retry_after(response: httpx.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-class AudioCleanerBackend:
-    name = "audiocleaner"
-
-    def __init__(self, api_key: str, base: str | None = None, *, journal=None,
-                 transport: httpx.AsyncBaseTransport | None = None,
-                 retry: RetryPolicy | None = None, poll: PollPolicy | None = None,
-                 task_retries: int = 8, timeout: float = 30.0):
-        if not api_key:
-            raise MissingKeyError(f"{KEY_ENV} is empty")
-        self._key = api_key
-        self.base_url = (base or base_url()).rstrip("/")
-        self.journal = journal if journal is not None else MemoryJournal()
-        self.transport = transport
-        self.retry = retry or RetryPolicy()
-        self.poll = poll or PollPolicy()
-        self.task_retries = task_retries
-        self.timeout = timeout
-        self.durations = DurationEstimate(self.poll)
-        self.rng = random.Random()
-        self.counters = dict.fromkeys(
-            ("tasks_created", "tasks_resumed", "tasks_failed_retried", "retries", "throttled",
-             "create_retries_that_may_have_taken_effect", "polls", "downloads"), 0)
-        self._window_size: float | None = None
-        _warn_if_plaintext(self.base_url)
-
-    @classmethod
-    def from_environment(cls, genders: Any = None, journal=None, **options) -> AudioCleanerBackend:
-        """The key from AUDIOCLEANER_API_KEY (never from a file), the host from base_url()."""
-        key = os.environ.get(KEY_ENV, "").strip()
-        if not key:
-            raise MissingKeyError(
-                f"{KEY_ENV} is not set: the audiocleaner backend needs your Audio Cleaner API "
-                f"key in that environment variable (never in audiobook.yml), or build with "
-                f"--backend local")
-        return cls(key, journal=journal, **options)
-
-    def __repr__(self) -> str:
-        return f"AudioCleanerBackend({self.base_url!r})"
-
-    def identity(self) -> str:
-        return identity_of(self.base_url)
-
-    def stats(self) -> dict:
-        out = dict(self.counters)
-        if self._window_size is not None:
-            out["concurrency_window"] = round(self._window_size, 2)
-        return out
-
-    def close(self) -> None:
-        pass  # clients live only inside synthesize_all
-
-    def _scrub(self, text: str) -> str:
-        """Text from outside may echo what we sent: never let the key through."""
-        return text.replace(self._key, "[api-key]") if text else text
-
-    # -- the entry point ---------------------------------------------------
-    def synthesize_all(self, requests: Sequence[SynthesisRequest], jobs: int,
-                       on_result: OnResult) -> None:
-        if requests:
-            asyncio.run(_Run(self, requests, max(1, jobs), on_result).main())
-
-
 class _Run:
-    """One synthesize_all call: its HTTP clients, window, and the first failure."""
+    """One synthesize_all call: its HTTP clients, window, budget, and the first failure."""
 
-    def __init__(self, backend: AudioCleanerBackend, requests: Sequence[SynthesisRequest],
-                 jobs: int, on_result: OnResult):
-        self.b = backend
+    def __init__(self, backend: AudioCleanerBackend, key: str,
+                 requests: Sequence[SynthesisRequest], jobs: int, on_result: OnResult):
+        self.key = key
+        self.scrub = backend.scrub
+        self.base_url = backend.base_url
+        self.journal = backend.journal
+        self.transport = backend.transport
+        self.retry, self.poll, self.bounds = backend.retry, backend.poll, backend.bounds
+        self.task_retries, self.timeout = backend.task_retries, backend.timeout
+        self.max_credits = backend.max_credits
+        self.counters, self.durations, self.rng = backend.counters, backend.durations, backend.rng
         self.requests = list(requests)
         self.jobs = jobs
         self.on_result = on_result
         self.done: set[str] = set()
         self.failure: BaseException | None = None
         self.window = AdaptiveWindow(jobs)
+        # Budget: credits of tasks this run created, of creates that may have
+        # been paid though their answer was lost, and of creates in the air.
+        self.spent = self.maybe = self.in_flight = 0
+        self.holder = {"holder": uuid.uuid4().hex, "pid": os.getpid(),
+                       "host": socket.gethostname(), "base_url": self.base_url}
+        # A lease outlives the longest a holder can take: its create's retries, then its polls.
+        self.lease_ttl = (self.poll.deadline
+                          + (self.retry.max_retries + 1) * (self.bounds.deadline + self.retry.cap))
+        self.leased: set[str] = set()
 
     # -- orchestration -----------------------------------------------------
     async def main(self) -> None:
         limits = httpx.Limits(max_connections=self.jobs + 8, max_keepalive_connections=self.jobs + 8)
-        timeout = httpx.Timeout(self.b.timeout, pool=None)
-        # Two clients: only the API client carries the key, and it never
-        # follows redirects (httpx would carry a custom header to another host).
-        self.api = httpx.AsyncClient(base_url=self.b.base_url, transport=self.b.transport,
-                                     headers={"api-key": self.b._key}, timeout=timeout,
+        timeout = httpx.Timeout(self.timeout, pool=None)
+        # Two clients: only the API client carries the key. Neither follows
+        # redirects by itself: httpx would carry a custom header to another
+        # host, and each hop of a download must be checked (_get_following).
+        self.api = httpx.AsyncClient(base_url=self.base_url, transport=self.transport,
+                                     headers={"api-key": self.key}, timeout=timeout,
                                      limits=limits, follow_redirects=False)
-        self.files = httpx.AsyncClient(transport=self.b.transport, timeout=timeout, limits=limits,
-                                       follow_redirects=True)
-        self.finishing: set[asyncio.Task] = set()
+        self.files = httpx.AsyncClient(transport=self.transport, timeout=timeout, limits=limits,
+                                       follow_redirects=False)
+        self.finishing: set[asyncio.Future] = set()
         try:
             queue = iter(self._ordered())
             await asyncio.gather(*(self._worker(queue) for _ in range(self.jobs)))
             while self.finishing:
                 await asyncio.gather(*list(self.finishing))
         finally:
-            self.b._window_size = self.window.size
+            for key in list(self.leased):
+                self._release(key)
             await self.api.aclose()
             await self.files.aclose()
         if self.failure is not None:
@@ -442,9 +295,10 @@ class _Run:
         return journaled + [r for r in self.requests if not self._journaled(r)]
 
     def _journaled(self, request: SynthesisRequest) -> str | None:
-        info = self.b.journal.pending(request.key)
-        if isinstance(info, dict) and info.get("base_url") == self.b.base_url:
-            return info.get("job_id")
+        info = self.journal.pending(request.key)
+        if isinstance(info, dict) and info.get("base_url") == self.base_url:
+            job = info.get("job_id")
+            return str(job) if job else None
         return None
 
     async def _worker(self, queue) -> None:
@@ -465,7 +319,7 @@ class _Run:
             log.debug("also failed: %s", exc)
 
     def _final(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, CreditError):
+        if isinstance(exc, (CreditError, CreditCapError)):
             left = [r for r in self.requests if r.key not in self.done]
             need = sum(credits_for(len(r.text)) for r in left)
             exc.args = (f"{exc} ; the rest of this build needs {need} credit(s) for {len(left)} "
@@ -474,17 +328,33 @@ class _Run:
 
     # -- one segment -------------------------------------------------------
     async def _one(self, request: SynthesisRequest) -> None:
-        """Make one segment's audio: resume its task or create one, retrying failures."""
+        """Make one segment's audio: resume or join a task, or create one, retrying failures."""
         failures = 0
         while True:
             job_id = self._journaled(request)
+            shared = False
+            if job_id is None:
+                if not request.text:  # resume-only: nothing journaled, so nothing to do
+                    self.counters["resume_only_skipped"] += 1
+                    log.info("%s has no journaled task to resume; skipped", request.label)
+                    return
+                claim = await self._claim(request)
+                if claim == _MADE_ELSEWHERE:
+                    self.counters["segments_made_elsewhere"] += 1
+                    log.info("%s was made by another build sharing the cache", request.label)
+                    self.done.add(request.key)
+                    return
+                job_id, shared = claim, claim is not None
+            else:
+                shared = self._held_elsewhere(request)
             resumed = job_id is not None
             await self.window.acquire()
             held = False
             try:
-                if resumed:
-                    self.b.counters["tasks_resumed"] += 1
-                    log.debug("resuming task %s for %s", job_id, request.label)
+                if job_id is not None:
+                    self.counters["tasks_shared" if shared else "tasks_resumed"] += 1
+                    log.debug("%s task %s for %s", "joining" if shared else "resuming", job_id,
+                              request.label)
                 else:
                     job_id = await self._create(request)
                 self.window.confirmed += 1
@@ -496,15 +366,85 @@ class _Run:
             if output is not None:
                 break
             failures += 1
-            self.b.journal.drop_pending(request.key)
-            if failures > self.b.task_retries:
+            if not shared:  # the holder owns its journal entry (it may hold a new task by now)
+                self.journal.drop_pending(request.key)
+            if not resumed:
+                self.spent -= credits_for(len(request.text))  # a failed task is not charged
+            if not request.text:
+                log.warning("journaled task %s for %s did not succeed; a build of that segment "
+                            "will create a new one", job_id, request.label)
+                return
+            if failures > self.task_retries:
                 raise TaskFailedError(
                     f"Audio Cleaner failed to synthesize {request.label} {failures} times "
                     f"(last task {job_id}); check that segment's text and build again",
                     job_id=job_id)
-            self.b.counters["tasks_failed_retried"] += 1
+            self.counters["tasks_failed_retried"] += 1
             log.info("task %s for %s failed; trying again", job_id, request.label)
-        self._spawn(self._finish(request, job_id, output))
+        self._spawn(self._finish(request, job_id, output, self._credits_of(request, shared)))
+
+    def _credits_of(self, request: SynthesisRequest, shared: bool) -> int:
+        """What this build paid for the segment's audio (a joined task: another build did)."""
+        if shared:
+            return 0
+        if request.text:
+            return credits_for(len(request.text))
+        info = self.journal.pending(request.key) or {}
+        return int(info.get("credits", 0) or 0)
+
+    async def _claim(self, request: SynthesisRequest) -> str | None:
+        """None when this run may pay for the segment; else a job id to poll, or _MADE_ELSEWHERE.
+
+        With a leasing journal, only the lease holder creates a task. Another
+        live holder's task is polled once it exists; until then we wait
+        (backing off) for its job id, for the audio, or for its lease to expire.
+        """
+        lease: Callable[[str, dict, float], dict | None] | None = getattr(self.journal, "lease",
+                                                                          None)
+        if lease is None:
+            return None
+        delay, told = 0.05, False
+        while True:
+            if self.failure is not None:
+                raise _Stop()
+            other = lease(request.key, self.holder, self.lease_ttl)
+            if other is None:
+                self.leased.add(request.key)
+                if request.key in self.journal:  # stored just before we took the lease
+                    self._release(request.key)
+                    return _MADE_ELSEWHERE
+                return None
+            job = other.get("job_id") if other.get("base_url") == self.base_url else None
+            if job:
+                return str(job)
+            if request.key in self.journal:
+                return _MADE_ELSEWHERE
+            journaled = self._journaled(request)
+            if journaled:
+                return journaled
+            if not told:
+                log.info("%s is being paid for by another build; waiting for its task",
+                         request.label)
+                told = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    def _held_elsewhere(self, request: SynthesisRequest) -> bool:
+        """Whether another live build holds this journaled task's lease (it is polling it too)."""
+        lease = getattr(self.journal, "lease", None)
+        if lease is None:
+            return False
+        if lease(request.key, self.holder, self.lease_ttl) is None:
+            self.leased.add(request.key)  # its builder is gone: the task is ours to resume
+            return False
+        return True
+
+    def _release(self, key: str) -> None:
+        if key in self.leased:
+            self.leased.discard(key)
+            release = getattr(self.journal, "release", None)
+            if release is not None:
+                release(key)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -515,51 +455,77 @@ class _Run:
         voice = request.voice
         body = {"voice_id": voice.voice, "emotion": voice.emotion, "speed": voice.speed,
                 "language": voice.language, "text": request.text}
-        data = await self._call(CREATE_PATH, body, creating=True)
+        cost = credits_for(len(request.text))
+
+        async def attempt() -> Any:
+            self._check_budget(cost, request)
+            self.in_flight += cost
+            try:
+                return await self._post(CREATE_PATH, body)
+            finally:
+                self.in_flight -= cost
+
+        data = await self._retrying(attempt, creating=True, cost=cost)
+        self.spent += cost
         job_id = data.get("job_id") if isinstance(data, dict) else None
         if not isinstance(job_id, str) or not job_id:
             raise UnexpectedResponseError(f"Audio Cleaner's create answer has no job_id: "
-                                          f"{self.b._scrub(str(data))[:200]}")
+                                          f"{self.scrub(str(data))[:200]}")
         # Durable before the first poll: a build killed from here on polls
         # this task again instead of paying for another.
-        self.b.journal.set_pending(request.key, {
-            "job_id": job_id, "base_url": self.b.base_url, "created_at": time.time(),
-            "credits": credits_for(len(request.text))})
-        self.b.counters["tasks_created"] += 1
+        self.journal.set_pending(request.key, {
+            "job_id": job_id, "base_url": self.base_url, "created_at": time.time(),
+            "credits": cost})
+        self.counters["tasks_created"] += 1
         self.window.accepted()
         log.debug("created task %s for %s", job_id, request.label)
         return job_id
 
+    def _check_budget(self, cost: int, request: SynthesisRequest) -> None:
+        """Refuse a create that could take this run's spending past --max-credits."""
+        cap = self.max_credits
+        if cap is None or self.spent + self.maybe + self.in_flight + cost <= cap:
+            return
+        raise CreditCapError(
+            f"stopping before --max-credits {cap} would be passed: this build's tasks cost "
+            f"{self.spent} credit(s), creates whose answer was lost may have cost {self.maybe} "
+            f"more, {self.in_flight} are being created, and {request.label} needs {cost}")
+
     # -- requests with retries ---------------------------------------------
-    async def _call(self, path: str, body: dict, creating: bool = False) -> Any:
-        """POST to the API, retried per retry_delay; the answer's `data`."""
-        attempt = 0
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], *, creating: bool = False,
+                        cost: int = 0) -> T:
+        """attempt(), tried again per retry_delay: the one retry loop (create, poll, download)."""
+        failures = 0
         while True:
             if creating and self.failure is not None:
                 raise _Stop()
             try:
-                return await self._post(path, body)
+                return await attempt()
             except AudioCleanerError as exc:
-                delay = retry_delay(self.b.retry, exc, attempt, self.b.rng)
+                if creating and getattr(exc, "maybe_took_effect", False):
+                    self._maybe_charged(cost)
+                delay = retry_delay(self.retry, exc, failures, self.rng)
                 if delay is None:
                     raise
-                attempt += 1
+                failures += 1
                 await self._before_retry(exc, delay, creating)
 
+    def _maybe_charged(self, cost: int) -> None:
+        self.maybe += cost
+        self.counters["credits_maybe_charged"] += cost
+        self.counters["create_retries_that_may_have_taken_effect"] += 1
+        log.warning("a create request may have reached Audio Cleaner before its answer was "
+                    "lost; retrying it may pay twice (counted against --max-credits)")
+
     async def _before_retry(self, exc: AudioCleanerError, delay: float, creating: bool) -> None:
-        counters = self.b.counters
         if isinstance(exc, ThrottledError):
-            counters["throttled"] += 1
+            self.counters["throttled"] += 1
             if isinstance(exc, ConcurrencyLimitError) and creating:
                 await self._yield_slot(delay)
                 return
             self.window.rate_refused()
         else:
-            counters["retries"] += 1
-            if creating and getattr(exc, "maybe_took_effect", False):
-                counters["create_retries_that_may_have_taken_effect"] += 1
-                log.warning("a create request may have reached Audio Cleaner before the "
-                            "connection failed; retrying it may pay twice")
+            self.counters["retries"] += 1
         log.debug("retrying in %.2fs after: %s", delay, exc)
         await asyncio.sleep(delay)
 
@@ -577,36 +543,30 @@ class _Run:
             raise
 
     async def _post(self, path: str, body: dict) -> Any:
-        try:
-            response = await self.api.post(path, json=body)
-        except httpx.TimeoutException as exc:
-            sent = not isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
-            raise RequestTimeoutError(f"Audio Cleaner did not answer in time ({type(exc).__name__})",
-                                      maybe_took_effect=sent) from None
-        except httpx.TransportError as exc:
-            sent = not isinstance(exc, httpx.ConnectError)
-            raise TransportError(f"cannot reach Audio Cleaner at {self.b.base_url}: "
-                                 f"{self.b._scrub(str(exc)) or type(exc).__name__}",
-                                 maybe_took_effect=sent) from None
-        return self._parse(response)
+        """One API request, within the deadline and the body cap; the answer's data."""
+        what = f"Audio Cleaner at {self.base_url}"
+        request = self.api.build_request("POST", path, json=body)
+        response, raw = await within(self.bounds.deadline, what, self.scrub,
+                                     send_capped(self.api, request, self.bounds.api_body_cap, what))
+        return self._parse(response, raw)
 
-    def _parse(self, response: httpx.Response) -> Any:
+    def _parse(self, response: httpx.Response, raw: bytes) -> Any:
         """The answer's data, or the typed error its HTTP status or code means."""
         status, after = response.status_code, _retry_after(response)
-        snippet = self.b._scrub(response.text[:200])
+        snippet = self.scrub(raw[:200].decode("utf-8", "replace"))
         if status >= 500 or status in (408, 429):
             kind = ThrottledError if status == 429 else ServerError
             raise kind(f"Audio Cleaner answered HTTP {status}: {snippet}", http_status=status,
                        raw_message=snippet, retry_after=after)
         try:
-            payload = response.json()
+            payload = json.loads(raw)
         except ValueError:
             payload = None
         if not isinstance(payload, dict) or "code" not in payload:
             raise UnexpectedResponseError(
                 f"Audio Cleaner answered HTTP {status} without a JSON code: {snippet!r}",
                 http_status=status, raw_message=snippet)
-        code, message = payload.get("code"), self.b._scrub(str(payload.get("message", "")))
+        code, message = payload.get("code"), self.scrub(str(payload.get("message", "")))
         if code == OK and status < 300:
             return payload.get("data") or {}
         if code == OK:
@@ -620,10 +580,10 @@ class _Run:
         started = time.monotonic()
         interval: float | None = None
         unknown = 0
-        await asyncio.sleep(0 if resumed else self.b.durations.first_poll())
+        await asyncio.sleep(0 if resumed else self.durations.first_poll())
         while True:
             try:
-                data = await self._call(GET_PATH, {"global_id": job_id})
+                data = await self._retrying(lambda: self._post(GET_PATH, {"global_id": job_id}))
             except TaskNotFoundError as exc:
                 if resumed:
                     # Expired, or made with another key: it cannot be had now.
@@ -632,89 +592,94 @@ class _Run:
                     return None
                 # A task we just created: the service may not know it everywhere yet.
                 data = {"status": "not found"}
-            self.b.counters["polls"] += 1
+            self.counters["polls"] += 1
             status = str(data.get("status", "")).lower() if isinstance(data, dict) else ""
             output = data.get("output") if isinstance(data, dict) else None
             if status == "success" and isinstance(output, str) and output:
                 if not resumed:
-                    self.b.durations.add(time.monotonic() - started)
+                    self.durations.add(time.monotonic() - started)
                 return output
             if status in FAILED_STATUSES:
                 return None
             if status not in WAITING_STATUSES:
                 # Unknown, or success without an output yet: not success, and bounded.
                 unknown += 1
-                if unknown > self.b.poll.unknown_status_limit:
+                if unknown > self.poll.unknown_status_limit:
                     raise UnexpectedResponseError(
                         f"Audio Cleaner task {job_id} for {request.label} reports status "
-                        f"{status!r} with output {output!r}; not a status we know",
-                        job_id=job_id, raw_message=status)
-            interval = self.b.durations.next_interval(interval)
-            if time.monotonic() - started + interval > self.b.poll.deadline:
+                        f"{self.scrub(status)!r} with output {self.scrub(str(output))!r}; "
+                        "not a status we know", job_id=job_id, raw_message=self.scrub(status))
+            interval = self.durations.next_interval(interval)
+            if time.monotonic() - started + interval > self.poll.deadline:
                 raise PollDeadlineError(
                     f"Audio Cleaner task {job_id} for {request.label} was still {status!r} "
-                    f"after {self.b.poll.deadline:.0f}s; build again later to resume it "
+                    f"after {self.poll.deadline:.0f}s; build again later to resume it "
                     f"(it is paid for and journaled)", job_id=job_id)
             await asyncio.sleep(interval)
 
     # -- the output --------------------------------------------------------
-    async def _finish(self, request: SynthesisRequest, job_id: str, url: str) -> None:
+    async def _finish(self, request: SynthesisRequest, job_id: str, url: str,
+                      credits: int) -> None:
+        chars = len(request.text) or 100 * max(1, credits)
         try:
-            data, fmt = await self._download(url, job_id)
-            self.on_result(request, Audio(data, fmt, credits_for(len(request.text))))
+            data, fmt = await self._retrying(lambda: self._fetch(url, job_id, chars))
+            self.on_result(request, Audio(data, fmt, credits))
             self.done.add(request.key)
-            self.b.journal.drop_pending(request.key)
+            self.journal.drop_pending(request.key)
+        except HostileOutputError as exc:
+            # Downloading it again gets the same: the next build asks for a new task.
+            self.journal.drop_pending(request.key)
+            self._fail(exc)
         except Exception as exc:  # noqa: BLE001 - the first failure stops the build
             self._fail(exc)
+        finally:
+            self._release(request.key)
 
-    async def _download(self, url: str, job_id: str) -> tuple[bytes, str]:
-        """The output's bytes and format, retried until they decode."""
-        attempt = 0
-        while True:
-            try:
-                return await self._fetch(url, job_id)
-            except AudioCleanerError as exc:
-                delay = retry_delay(self.b.retry, exc, attempt, self.b.rng)
-                if delay is None:
-                    raise
-                attempt += 1
-                self.b.counters["retries"] += 1
-                log.debug("download of task %s failed (%s); retrying in %.2fs", job_id, exc, delay)
-                await asyncio.sleep(delay)
-
-    async def _fetch(self, url: str, job_id: str) -> tuple[bytes, str]:
-        if not url.startswith(("http://", "https://")):
-            url = str(httpx.URL(self.b.base_url).join(url))
+    async def _fetch(self, url: str, job_id: str, chars: int) -> tuple[bytes, str]:
+        """The output's bytes and format, if they are plausible audio for chars characters."""
+        what = f"the output of task {job_id}"
+        cap = output_byte_cap(chars, self.bounds)
         try:
-            # The file client has no key to send: output hosts are not the API.
-            response = await self.files.get(url)
-        except httpx.HTTPError as exc:
-            raise OutputError(f"cannot download the output of task {job_id}: "
-                              f"{type(exc).__name__}", job_id=job_id) from None
-        self.b.counters["downloads"] += 1
-        if response.status_code != 200:
-            error = OutputError(f"downloading the output of task {job_id} answered HTTP "
-                                f"{response.status_code}", job_id=job_id,
-                                http_status=response.status_code)
-            error.retryable = response.status_code >= 500 or response.status_code in (408, 429)
-            raise error
-        return await asyncio.to_thread(_checked_audio, response.content, job_id)
+            response, body = await within(self.bounds.deadline, what, self.scrub,
+                                          self._get_following(url, cap, what))
+        except AudioCleanerError as exc:
+            exc.job_id = exc.job_id or job_id
+            raise
+        self.counters["downloads"] += 1
+        status = response.status_code
+        if status != 200:
+            raise OutputError(f"downloading {what} answered HTTP {status}", job_id=job_id,
+                              http_status=status,
+                              retryable=status >= 500 or status in (408, 429))
+        return await asyncio.to_thread(_checked_audio, body, job_id, chars)
+
+    async def _get_following(self, url: str, cap: int, what: str) -> tuple[httpx.Response, bytes]:
+        """GET url, following redirects by hand: every hop must be http(s)."""
+        url = safe_url(url, self.base_url, what)
+        for _ in range(MAX_REDIRECTS + 1):
+            request = self.files.build_request("GET", url)
+            response, body = await send_capped(self.files, request, cap, what)
+            location = response.headers.get("location")
+            if not (response.is_redirect and location):
+                return response, body
+            url = safe_url(location, url, what)
+        raise OutputError(f"{what}: more than {MAX_REDIRECTS} redirects", retryable=False)
 
 
-def _checked_audio(data: bytes, job_id: str) -> tuple[bytes, str]:
-    """The bytes and their format, if they are audio that decodes and is not empty."""
-    from pipeline.audio import check_audio
-    from pipeline.errors import AudioToolError
-
+def _checked_audio(data: bytes, job_id: str, chars: int) -> tuple[bytes, str]:
+    """The bytes and their format, if they decode to a plausible length for the text."""
     fmt = sniff_format(data)
+    what = f"the output of task {job_id}"
     if fmt is None:
-        raise OutputError(f"the output of task {job_id} is not audio we know "
-                          f"({len(data)} bytes starting {data[:8]!r})", job_id=job_id)
+        raise OutputError(f"{what} is not audio we know ({len(data)} bytes starting "
+                          f"{data[:8]!r})", job_id=job_id)
     try:
-        check_audio(data, fmt)
-    except AudioToolError as exc:
-        raise OutputError(f"the output of task {job_id} does not decode as {fmt}: {exc}",
-                          job_id=job_id) from None
+        checked_duration(data, chars, what, fmt)
+    except OutputError as exc:
+        exc.job_id = job_id
+        if not isinstance(exc, HostileOutputError):
+            exc.args = (f"{what} does not decode as {fmt}: {exc}",)
+        raise
     return data, fmt
 
 
@@ -727,7 +692,8 @@ def _warn_if_plaintext(url: str) -> None:
 
 __all__ = [
     "AudioCleanerBackend", "AudioCleanerError", "AuthError", "ConcurrencyLimitError",
-    "CreditError", "MissingKeyError", "OutputError", "ParameterError", "PollDeadlineError",
+    "CreditCapError", "CreditError", "HostileOutputError", "Journal", "LeasingJournal",
+    "MemoryJournal", "MissingKeyError", "OutputError", "ParameterError", "PollDeadlineError",
     "PollPolicy", "RateLimitError", "RequestTimeoutError", "RetryLaterError", "RetryPolicy",
     "ServerError", "TaskFailedError", "TaskNotFoundError", "ThrottledError", "TransportError",
     "UnexpectedResponseError", "error_for_code", "retry_delay",

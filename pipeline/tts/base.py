@@ -22,6 +22,14 @@ class Audio:
     data: bytes
     format: str  # detected from the bytes: "wav", "mp3", "ogg", "flac", "m4a"
     credits: int = 0  # what it cost
+    # Where the engine said each sentence starts: (character offset, audio ms).
+    # The offset counts Unicode code points from 0 in the request's `text`
+    # (a Python str index); the ms counts from the first sample of `data` as
+    # decoded. One pair per sentence the engine itself found (eSpeak's
+    # SENTENCE events, which also split inside quotations), in order; the
+    # first is (0, 0) when the text starts with a sentence. Empty when the
+    # backend reports none (the Audio Cleaner API does not).
+    marks: tuple[tuple[int, int], ...] = ()
 
 
 OnResult = Callable[[SynthesisRequest, Audio], None]
@@ -41,6 +49,10 @@ class Backend(Protocol):
         on_result stores the audio at once, so whatever finished before a
         failure or an interruption is kept.
         """
+        ...
+
+    def stats(self) -> dict:
+        """Counters for the build summary (tasks created, retries, ...); {} if none."""
         ...
 
     def close(self) -> None: ...

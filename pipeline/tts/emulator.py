@@ -4,7 +4,10 @@ It serves the guide's two endpoints with the behaviour a client must cope
 with: the api-key check, per-key rate and concurrency limits, a credit
 balance reserved at create and refunded when a task fails, tasks that wait
 `latency` seconds, output files served from a path of their own, 101008 for
-unknown or foreign ids, and injected failures and transport faults.
+unknown or foreign ids, 100002 (and no charge) for out-of-range parameters,
+finished tasks forgotten `task_ttl` seconds after they end (so memory stays
+bounded), and injected failures and transport faults. For tests it also says
+where each sentence of a task's speech starts (`/_emulator/tasks/ID/boundaries`).
 
 The server is aiohttp on one asyncio event loop: a poll is a few dictionary
 look-ups, so one thread holds hundreds of concurrent connections without a
@@ -32,12 +35,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from pipeline.book import Voice
+from pipeline.book import EMOTION_NAMES, LANGUAGES, SPEED_MAX, SPEED_MIN, Voice
 
 CREATE_PATH = "/audio/api/v1/api-keys/tts/task/create"
 GET_PATH = "/audio/api/v1/api-keys/tts/task/get"
 OUTPUT_PATH = "/_emulator/output/"
 STATS_PATH = "/_emulator/stats"
+TASKS_PATH = "/_emulator/tasks/"  # + {job_id}/boundaries
 
 OK = 100000
 PARAMETER_ERROR = 100002  # not in the TTS guide; the vendor's web endpoints use it
@@ -75,6 +79,7 @@ class EmulatorConfig:
     lost_response_rate: float = 0.0
     seed: int | None = None
     audio_kind: str = "speech"  # or "tone"
+    task_ttl: float = 3600.0  # seconds a finished task and its output are kept
     # Not CLI options: keys answered 101005 / 101006, so tests can see them.
     disabled_keys: tuple[str, ...] = ()
     unenabled_keys: tuple[str, ...] = ()
@@ -140,7 +145,10 @@ class EmulatorState:
             ("tasks_created", "tasks_succeeded", "tasks_failed", "credits_charged",
              "credits_refunded", "max_concurrent_tasks", "downloads", "downloads_with_api_key",
              "faults_injected", "lost_responses", "requests", "rejected_rate_limit",
-             "rejected_concurrency", "rejected_credit"), 0)
+             "rejected_concurrency", "rejected_credit", "rejected_parameters",
+             "tasks_expired"), 0)
+        self._finished: list[tuple[float, str]] = []  # (forget at, job id), a heap
+        self.on_expire: list = []  # callables(task), told when a task is forgotten
 
     # -- checks shared by both endpoints ----------------------------------
     def key_error(self, key: str | None) -> int | None:
@@ -167,13 +175,14 @@ class EmulatorState:
         """The code that refuses a request before it does anything, or None."""
         self.counters["requests"] += 1
         self.settle(now)
-        return self.key_error(key) or self.rate_error(key, now)
+        return self.key_error(key) or self.rate_error(key or "", now)
 
     # -- the task lifecycle ------------------------------------------------
     def create(self, key: str, body: dict, now: float) -> tuple[int, dict | None]:
         self.settle(now)
         voice = _voice_of(body)
         if voice is None:
+            self.counters["rejected_parameters"] += 1
             return PARAMETER_ERROR, None
         limit = self.config.concurrency
         if limit is not None and self.waiting.get(key, 0) >= limit:
@@ -211,6 +220,7 @@ class EmulatorState:
             task = heapq.heappop(self._unsettled)
             task.settled = True
             self.waiting[task.key] -= 1
+            heapq.heappush(self._finished, (task.ready_at + self.config.task_ttl, task.id))
             if task.fails:
                 # Reserved at create, refunded on failure: right under either
                 # reading of the vendor's billing FAQ.
@@ -220,26 +230,57 @@ class EmulatorState:
                 self.counters["tasks_failed"] += 1
             else:
                 self.counters["tasks_succeeded"] += 1
+        self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        """Forget tasks that ended more than task_ttl ago: the id then reads as unknown."""
+        while self._finished and self._finished[0][0] <= now:
+            _, job_id = heapq.heappop(self._finished)
+            task = self.tasks.pop(job_id, None)
+            if task is None:
+                continue
+            self.counters["tasks_expired"] += 1
+            for tell in self.on_expire:
+                tell(task)
 
     def stats(self, now: float) -> dict:
         self.settle(now)
         balance = sum(self.balances.values()) if self.balances else self.config.credits
         return {**self.counters, "balance": balance,
-                "tasks_waiting": sum(self.waiting.values())}
+                "tasks_waiting": sum(self.waiting.values()), "tasks_kept": len(self.tasks)}
 
 
 def _voice_of(body: dict) -> Voice | None:
-    """The create body's voice settings, or None when a field is missing or mistyped."""
-    numbers = [body.get(k) for k in ("voice_id", "emotion", "speed")]
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in numbers):
+    """The create body's voice settings, or None when a field is missing, mistyped or
+    out of the guide's range (speed 0.5-2, emotion 0-8, a voice id, a listed language)."""
+    fields = [body.get(k) for k in ("voice_id", "emotion", "speed")]
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in fields):
+        return None
+    try:
+        numbers: list[float] = [float(v) for v in fields]  # type: ignore[arg-type]
+    except OverflowError:  # an integer past float's range: out of range anyway
+        return None
+    voice_id, emotion, speed = numbers
+    if not all(math.isfinite(v) for v in numbers):
+        return None
+    if voice_id != int(voice_id) or voice_id < 1 or emotion != int(emotion):
+        return None
+    if int(emotion) not in EMOTION_NAMES or not SPEED_MIN <= speed <= SPEED_MAX:
         return None
     text, language = body.get("text"), body.get("language")
-    if not isinstance(text, str) or not text.strip() or not isinstance(language, str):
+    if not isinstance(text, str) or not text.strip() or language not in LANGUAGES:
         return None
-    return Voice(int(numbers[0]), int(numbers[1]), float(numbers[2]), language)
+    return Voice(int(voice_id), int(emotion), float(speed), language)
 
 
 # ---------------------------------------------------------------- audio
+
+
+# ffmpeg writing MP3 to a pipe cannot go back to fill in the LAME header's
+# encoder delay, so a decoder keeps LAME's lead-in (576 encoder + 529 decoder
+# samples): the served speech starts this many samples after the WAV's
+# (measured: tests/test_emulator.py checks it by cross-correlation).
+MP3_LEAD_SAMPLES = 1105
 
 
 def encode_mp3(wav: bytes) -> bytes:
@@ -266,37 +307,63 @@ def tone_wav(seconds: float, rate: int = 16000) -> bytes:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class MadeAudio:
+    """A task's output, and the truth about it that tests may ask for."""
+
+    mp3: bytes
+    marks: tuple[tuple[int, int], ...]  # (character offset, ms in the served audio)
+    duration_ms: int  # of the served audio, as ffmpeg decodes it
+
+
 class AudioMaker:
-    """Output audio for a task, made once per distinct input and kept."""
+    """Output audio for a task, made once per distinct input and kept while a task uses it."""
 
     def __init__(self, kind: str, workers: int | None = None):
         self.kind = kind
         self.pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1),
                                        thread_name_prefix="emulator-audio")
         self._made: dict[tuple, asyncio.Future] = {}
+        self._users: dict[tuple, int] = {}
 
-    def _input(self, text: str, voice: Voice) -> tuple:
+    def input_of(self, text: str, voice: Voice) -> tuple:
         if self.kind == "tone":
             # A tone as long as speech of the text, in half seconds: few encodings.
             return ("tone", max(1, min(120, round(len(text) / 7.5))) / 2)
         return ("speech", text, voice)
 
     @staticmethod
-    def _make(what: tuple) -> bytes:
+    def _make(what: tuple) -> MadeAudio:
         if what[0] == "tone":
-            return encode_mp3(tone_wav(what[1]))
+            return MadeAudio(encode_mp3(tone_wav(what[1])), (), round(what[1] * 1000))
+        from pipeline.audio import decode
         from pipeline.tts.local import LocalBackend
 
-        return encode_mp3(LocalBackend().synthesize(what[1], what[2]).data)
+        speech = LocalBackend().synthesize(what[1], what[2])
+        with wave.open(io.BytesIO(speech.data)) as w:
+            rate = w.getframerate()
+        mp3 = encode_mp3(speech.data)
+        lead = round(MP3_LEAD_SAMPLES * 1000 / rate)
+        marks = tuple((offset, ms + lead) for offset, ms in speech.marks)
+        return MadeAudio(mp3, marks, len(decode(mp3, "mp3", rate)))
 
-    def start(self, text: str, voice: Voice) -> asyncio.Future:
-        what = self._input(text, voice)
+    def start(self, what: tuple) -> asyncio.Future:
         future = self._made.get(what)
         if future is None or (future.done() and future.exception() is not None):
             loop = asyncio.get_running_loop()
             future = asyncio.ensure_future(loop.run_in_executor(self.pool, self._make, what))
             self._made[what] = future
+        self._users[what] = self._users.get(what, 0) + 1
         return future
+
+    def release(self, what: tuple) -> None:
+        """A task that used `what` is gone; the audio goes when no task uses it."""
+        left = self._users.get(what, 0) - 1
+        if left > 0:
+            self._users[what] = left
+            return
+        self._users.pop(what, None)
+        self._made.pop(what, None)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -313,7 +380,13 @@ class Emulator:
         self.rng = random.Random(config.seed)
         self.state = EmulatorState(config, self.rng)
         self.audio = AudioMaker(config.audio_kind)
-        self.outputs: dict[str, asyncio.Future] = {}
+        self.outputs: dict[str, tuple[tuple, asyncio.Future]] = {}
+        self.state.on_expire.append(self._forget)
+
+    def _forget(self, task: Task) -> None:
+        kept = self.outputs.pop(task.id, None)
+        if kept is not None:
+            self.audio.release(kept[0])
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -321,6 +394,7 @@ class Emulator:
         app.router.add_post(GET_PATH, self.get)
         app.router.add_get(OUTPUT_PATH + "{job_id}", self.download)
         app.router.add_get(STATS_PATH, self.stats)
+        app.router.add_get(TASKS_PATH + "{job_id}/boundaries", self.boundaries)
         app.on_cleanup.append(self._cleanup)
         return app
 
@@ -360,10 +434,11 @@ class Emulator:
 
     async def _create(self, request: web.Request, key: str, body: dict) -> web.StreamResponse:
         code, data = self.state.create(key, body, time.monotonic())
-        if code == OK:
+        if code == OK and data is not None:
             task = self.state.tasks[data["job_id"]]
             if not task.fails:
-                self.outputs[task.id] = self.audio.start(task.text, task.voice)
+                what = self.audio.input_of(task.text, task.voice)
+                self.outputs[task.id] = (what, self.audio.start(what))
             if self._roll(self.config.lost_response_rate):
                 # It took effect (and was paid for) but the client never hears so.
                 self.state.counters["lost_responses"] += 1
@@ -388,6 +463,7 @@ class Emulator:
         if "api-key" in request.headers:
             counters["downloads_with_api_key"] += 1
         job_id = request.match_info["job_id"]
+        self.state.settle(time.monotonic())
         task = self.state.tasks.get(job_id)
         if task is None or task.status(time.monotonic()) != "success":
             return web.Response(status=404, text="Not Found")
@@ -399,8 +475,33 @@ class Emulator:
             return _drop(request)
         if fault == "http500":
             return web.Response(status=500, text="Internal Server Error")
-        data = await self.outputs[job_id]
-        return await _send(request, data, truncate=fault == "truncate")
+        made = await self.outputs[job_id][1]
+        return await _send(request, made.mp3, truncate=fault == "truncate")
+
+    async def boundaries(self, request: web.Request) -> web.StreamResponse:
+        """Where each sentence of a task's audio starts and ends, as made (not as guessed).
+
+        Speech: eSpeak's own sentence marks (tts.base.Audio.marks). Tone: no
+        sentences, so no marks. Unknown, expired, waiting or failed: 404.
+        """
+        job_id = request.match_info["job_id"]
+        self.state.settle(time.monotonic())
+        task = self.state.tasks.get(job_id)
+        if task is None or task.status(time.monotonic()) != "success":
+            return web.json_response({"error": "no finished task with that id"}, status=404)
+        made = await self.outputs[job_id][1]
+        starts = [ms for _, ms in made.marks]
+        return web.json_response({
+            "job_id": job_id, "audio": self.config.audio_kind, "text": task.text,
+            "duration_ms": made.duration_ms,
+            "marks": [list(mark) for mark in made.marks],
+            "boundaries_ms": starts[1:],
+            "sentences": [{"offset": offset, "text": task.text[offset:end_offset].strip(),
+                           "start_ms": start, "end_ms": end}
+                          for (offset, start), end_offset, end in zip(
+                              made.marks, [o for o, _ in made.marks[1:]] + [len(task.text)],
+                              starts[1:] + [made.duration_ms])],
+        })
 
     async def stats(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self.state.stats(time.monotonic()))
@@ -456,14 +557,14 @@ def serve(host: str = "127.0.0.1", port: int = 8765, api_keys: Iterable[str] = (
           concurrency: int | None = None, fail_rate: float = 0.0, fault_rate: float = 0.0,
           lost_response_rate: float = 0.0, seed: int | None = None,
           audio_kind: str = "speech", disabled_keys: Iterable[str] = (),
-          unenabled_keys: Iterable[str] = ()) -> None:
+          unenabled_keys: Iterable[str] = (), task_ttl: float = 3600.0) -> None:
     """Run the emulator until Ctrl-C, after printing the URL it listens on."""
     config = config_from_options(api_keys, credits=credits, latency=latency,
                                  rate_limit=rate_limit, concurrency=concurrency,
                                  fail_rate=fail_rate, fault_rate=fault_rate,
                                  lost_response_rate=lost_response_rate, seed=seed,
                                  audio_kind=audio_kind, disabled_keys=tuple(disabled_keys),
-                                 unenabled_keys=tuple(unenabled_keys))
+                                 unenabled_keys=tuple(unenabled_keys), task_ttl=task_ttl)
 
     async def run() -> None:
         runner, url = await start_site(Emulator(config), host, port)

@@ -1,0 +1,217 @@
+"""The fleet tier: S3 read- and write-through, checked reads, leases by conditional PUT.
+
+A real moto_server on a free loopback port stands in for S3; the code under
+test finds it through the standard AWS chain (AWS_ENDPOINT_URL), as it would
+find the real service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipeline.cache import CachedAudio, SegmentCache
+from pipeline.errors import InputError
+from pipeline.remote_cache import Location, RemoteCache, parse_location
+from tests.conftest import REPO, run_cli
+
+MOTO = Path(sys.executable).parent / "moto_server"
+
+CONFIG = """\
+title: Fleet Book
+author: Tester
+narrator: {voice: 2072}
+output: {formats: [mp3], loudness: none}
+chapters:
+  - source: one.md
+"""
+
+ONE = "# One\n\nThe lamp was lit at dusk.\n\nNobody climbed the stair that night.\n"
+
+KEY_A = "a" * 64
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    if not MOTO.exists():
+        pytest.skip("moto_server is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a loaded machine starts it slowly
+        while True:
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("moto_server did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def s3(moto_url, monkeypatch):
+    """A fresh bucket; the AWS chain in this process and its children points at it."""
+    import boto3
+
+    for name, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = f"audiobook-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv("AUDIOBOOK_REMOTE_CACHE", f"s3://{bucket}/fleet")
+    return client, bucket
+
+
+def _objects(client, bucket: str, folder: str) -> list[str]:
+    found = client.list_objects_v2(Bucket=bucket, Prefix=f"fleet/{folder}/").get("Contents", [])
+    return [item["Key"] for item in found]
+
+
+def _audio(credits: int = 3) -> CachedAudio:
+    return CachedAudio(b"RIFF" + bytes(range(256)) * 20, "wav", credits, "audiocleaner:http://x")
+
+
+def test_a_remote_location_is_an_s3_url():
+    assert parse_location("s3://b/p/q/", "X") == Location("b", "p/q/")
+    assert str(parse_location("s3://b", "X")) == "s3://b/"
+    with pytest.raises(InputError, match="X.*s3://BUCKET/PREFIX"):
+        parse_location("https://b/p", "X")
+
+
+def test_entries_go_through_to_the_fleet_and_come_back_checked(s3, tmp_path, caplog):
+    client, bucket = s3
+    where = parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")
+    one = SegmentCache(tmp_path / "one", remote=RemoteCache(where))
+    one.put(KEY_A, _audio())
+    assert _objects(client, bucket, "segments") == [f"fleet/segments/{KEY_A}.seg"]
+    other = SegmentCache(tmp_path / "other", remote=RemoteCache(where))
+    assert KEY_A in other.keys() and other.local_keys() == set()
+    assert other.get(KEY_A) == _audio()
+    assert other.local_keys() == {KEY_A}  # read-through: kept locally too
+    # A damaged remote object is never served.
+    body = client.get_object(Bucket=bucket, Key=f"fleet/segments/{KEY_A}.seg")["Body"].read()
+    client.put_object(Bucket=bucket, Key=f"fleet/segments/{KEY_A}.seg", Body=body[:-7])
+    third = SegmentCache(tmp_path / "third", remote=RemoteCache(where))
+    assert third.get(KEY_A) is None
+    assert "remote cache entry aaaaaaaaaaaa is damaged" in caplog.text
+
+
+HOLDER = """\
+import sys, time
+from pathlib import Path
+from pipeline.cache import SegmentCache
+from pipeline.remote_cache import open_remote
+store = SegmentCache(Path(sys.argv[1]), remote=open_remote(None))
+store.remote.client  # boto3 is slow to import: be ready before the start
+go, stop = Path(sys.argv[4]), Path(sys.argv[5])
+print("ready", flush=True)
+while not go.exists():
+    time.sleep(0.01)
+got = store.lease(sys.argv[2], {"who": sys.argv[3]}, ttl_s=120)
+if got is None:
+    store.set_pending(sys.argv[2], {"job_id": "job-" + sys.argv[3], "base_url": "http://svc"})
+print("held" if got is None else "busy:" + str(got.get("who")), flush=True)
+deadline = time.monotonic() + 120
+while not stop.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+@pytest.mark.slow
+def test_machines_with_their_own_folders_hold_a_remote_lease_once(s3, tmp_path):
+    client, bucket = s3
+    go, stop = tmp_path / "go", tmp_path / "stop"
+    # Each process has its own local folder: only the remote lease can keep them apart.
+    procs = [subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / f"m{n}"), KEY_A,
+                               str(n), str(go), str(stop)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO)}) for n in range(4)]
+    try:
+        assert all(p.stdout.readline().strip() == "ready" for p in procs)
+        go.touch()  # all at once, every holder still alive
+        answers = [p.stdout.readline().strip() for p in procs]
+        info = SegmentCache(tmp_path / "look", remote=RemoteCache(
+            parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env"))).lease_info(KEY_A)
+    finally:
+        stop.touch()
+        for proc in procs:
+            proc.wait(60)
+    assert answers.count("held") == 1, answers
+    winner = str(answers.index("held"))
+    assert all(a == f"busy:{winner}" for a in answers if a != "held"), answers
+    assert info["who"] == winner and info["job_id"] == f"job-{winner}"  # the job id travels
+    assert _objects(client, bucket, "leases") == [f"fleet/leases/{KEY_A}.json"]
+    # The winner is gone now: its lease is taken over.
+    mine = SegmentCache(tmp_path / "me", remote=RemoteCache(
+        parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")))
+    assert mine.lease(KEY_A, {"who": "me"}, ttl_s=60) is None
+    assert mine.lease_info(KEY_A)["who"] == "me"
+    mine.release(KEY_A)
+    assert _objects(client, bucket, "leases") == []
+
+
+@pytest.mark.slow
+def test_a_second_machine_builds_from_the_fleet_and_push_fills_it(s3, project, tmp_path,
+                                                                  monkeypatch):
+    client, bucket = s3
+    folder = project(CONFIG, {"one.md": ONE}).parent
+    first = run_cli("build", "--json", cwd=folder)
+    assert first.returncode == 0, first.stderr
+    made = json.loads(first.stdout)["segments_synthesized"]
+    assert made > 0 and len(_objects(client, bucket, "segments")) == made
+    # Another machine: an empty local cache, the same fleet.
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(tmp_path / "second-machine"))
+    second = run_cli("build", "--json", "--force", cwd=folder)
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["segments_synthesized"] == 0
+    # push: a cache filled without the fleet is uploaded, and only what is missing.
+    client.delete_object(Bucket=bucket, Key=_objects(client, bucket, "segments")[0])
+    pushed = run_cli("cache", "push", cwd=folder)
+    assert pushed.returncode == 0 and "pushed 1 segment(s)" in pushed.stdout, pushed.stderr
+    assert len(_objects(client, bucket, "segments")) == made
+    stats = json.loads(run_cli("cache", "stats", "--json", cwd=folder).stdout)
+    assert stats["remote_segments"] == made and stats["local_only_segments"] == 0
+
+
+@pytest.mark.slow
+def test_an_unreachable_fleet_is_one_line_and_offline_never_touches_it(project, monkeypatch):
+    folder = project(CONFIG, {"one.md": ONE}).parent
+    monkeypatch.setenv("AUDIOBOOK_REMOTE_CACHE", "s3://nowhere/prefix")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nobody there
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    started = time.monotonic()
+    done = run_cli("build", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 60
+    said = [line for line in done.stderr.splitlines() if "remote cache" in line]
+    assert len(said) == 1 and "s3://nowhere/prefix" in said[0], done.stderr
+    assert "going on with the local cache only" in said[0]
+    offline = run_cli("build", "--offline", "--force", cwd=folder)
+    assert offline.returncode == 0 and "remote cache" not in offline.stderr, offline.stderr
+    pushed = run_cli("cache", "push", cwd=folder)
+    assert pushed.returncode == 1 and "internal error" not in pushed.stderr
