@@ -11,8 +11,8 @@ resets to the chapter's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
@@ -157,10 +157,9 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                                             line=block.line))
         elif block.kind == "heading":
             boundary("heading")
-            say_heading = spoken(lexicon, voice.language, heading=True)
             heading = atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
-                                         lambda t: _stopped(say_heading(t)), block=k,
-                                         kind="heading", line=block.line)
+                                         _stopped_by(spoken(lexicon, voice.language, heading=True)),
+                                         block=k, kind="heading", line=block.line)
             if heading:
                 heading[-1] = replace(heading[-1], cut=CUT_HEADING, pause="heading")
                 atoms.extend(heading)
@@ -182,10 +181,13 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
     return runs
 
 
-def _stopped(text: str) -> str:
-    """A heading ends with a stop, so every voice ends it as a sentence and pauses."""
-    body = text.rstrip()
-    return body if not body or body[-1] in _STOPS else body + "."
+def _stopped_by(rewrite: Callable[[str], str]) -> Callable[[str], str]:
+    """A heading's rewrite that ends it with a stop, so every voice pauses there."""
+    def stopped(text: str) -> str:
+        body = rewrite(text).rstrip()
+        return body if not body or body[-1] in _STOPS else body + "."
+
+    return stopped
 
 
 _STOPS = set(".!?…:;。！？")

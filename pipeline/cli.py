@@ -407,13 +407,13 @@ def say(state: State, text: str, out: Path, voice: str | None, emotion: str | No
               help="An older manifest.json: sentences re-made since it are marked `changed`.")
 @click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Where to write index.html (default: <output.dir>/review).")
-@click.pass_context
-@handled
-def review(ctx: click.Context, since: Path | None, out: Path | None) -> None:
+@common_options
+@pass_state
+def review(state: State, since: Path | None, out: Path | None) -> None:
     """Write a static proof-listening page of the last build (opens from file://)."""
     from pipeline.review import write_review
 
-    cfg = _config(ctx)
+    cfg = _config(state)
     page = write_review(cfg.output.dir / "manifest.json", out or cfg.output.dir / "review", since)
     click.echo(f"wrote {page}")
 
