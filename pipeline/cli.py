@@ -224,14 +224,37 @@ def check(state: State, audio_report: bool) -> None:
     for p in problems:
         click.echo(str(p), err=True)
     if audio_report:
-        from pipeline.package import audio_report as report
+        from pipeline.check import audio_report as measure
 
-        table, ok = report(cfg)
-        click.echo(table)
-        if not ok:
+        report = measure(cfg)
+        click.echo(_audio_table(report))
+        if not report.passed:
             sys.exit(1)
         return
     click.echo(f"{cfg.display}: ok ({len(cfg.chapters)} chapter entries)")
+
+
+def _audio_table(report) -> str:
+    """check --audio's table: one row per built file, then how many pass."""
+    if not report.files:
+        return f"{report.directory}: no built audio; run `audiobook build` first"
+    files = report.files
+    width = max(len("file"), *(len(r.name) for r in files))
+    head = (f"{'file':<{width}}  {'duration':>8}  {'rate':>5}  {'kbps':>4}  {'RMS':>6}  "
+            f"{'peak':>6}  {'floor':>6}  {'head':>5}  {'tail':>5}  verdict")
+    lines = [f"target: {report.target.label}", head, "-" * len(head)]
+    for r in files:
+        lv = r.levels
+        verdict = "ok" if not r.failures else "FAIL: " + "; ".join(r.failures)
+        loud = f"{lv.rms_db:6.1f}" if r.lufs is None else f"{r.lufs:4.1f}LU"
+        s = lv.duration_ms // 1000
+        clock = f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+        lines.append(f"{r.name:<{width}}  {clock:>8}  {r.rate:>5}  {r.kbps:>4}  "
+                     f"{loud:>6}  {lv.peak_db:6.1f}  {lv.floor_db:6.1f}  {lv.head_ms / 1000:5.2f}  "
+                     f"{lv.tail_ms / 1000:5.2f}  {verdict}")
+    passed = sum(1 for r in files if not r.failures)
+    lines.append(f"{passed}/{len(files)} file(s) pass")
+    return "\n".join(lines)
 
 
 TITLE_WIDTH = 32

@@ -28,6 +28,7 @@ import yaml
 from pipeline.book import EMOTION_ALIASES, EMOTION_NAMES, EMOTIONS, LANGUAGES, SPEED_MAX, SPEED_MIN
 from pipeline.errors import ConfigError, Problem, ValidationError
 from pipeline.lexicon import is_pattern_key, pattern_problem
+from pipeline.sources.rules import image_kind
 
 BACKENDS = ("local", "audiocleaner")
 FORMATS = ("mp3", "m4b", "vtt", "epub")
@@ -355,25 +356,6 @@ def _existing_file(what: str) -> Callable[[Any, At], Path | None]:
     return check
 
 
-# The first bytes of the image formats a cover may be in.
-_IMAGE_HEADS = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"),
-                (b"GIF89a", "GIF"))
-
-
-def image_kind(head: bytes) -> str | None:
-    """JPEG, PNG, WebP, GIF or SVG by the file's first bytes (up to 1 KiB), else None."""
-    for magic, kind in _IMAGE_HEADS:
-        if head.startswith(magic):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if (text.startswith(b"<?xml") or text.startswith(b"<svg") or text.startswith(b"<!--")) \
-            and b"<svg" in head.lower():
-        return "SVG"
-    return None
-
-
 def _check_cover(value: Any, at: At) -> Path | None:
     path = _existing_file("a JPEG, PNG, WebP, GIF or SVG image")(value, at)
     if path is None:
@@ -383,7 +365,7 @@ def _check_cover(value: Any, at: At) -> Path | None:
             head = f.read(1024)
     except OSError as exc:
         raise ValidationError(f"{value}: cannot read: {exc.strerror}") from None
-    if image_kind(head) is None:
+    if image_kind(head) is None:  # the one sniffer, shared with the EPUB reader
         raise ValidationError(f"{value} is not an image (its first bytes are not JPEG, PNG, "
                               "WebP, GIF or SVG); name the cover image file")
     return path
@@ -475,7 +457,7 @@ class Output:
     dir: Path = option("build", _check_output_dir, "where outputs go")
     formats: tuple[str, ...] = option(
         DEFAULT_FORMATS, _check_formats,
-        "any of mp3, m4b, vtt, epub (default mp3 and m4b); m4b alone keeps chapter MP3s in "
+        "any of mp3, m4b, vtt, epub (default mp3 and m4b); m4b alone keeps only the chapters' AAC in "
         "<dir>/.chapters")
     bitrate: str = option("192k", check_bitrate, "the chapter MP3s' bitrate, e.g. 192k")
     m4b_bitrate: str = option("64k", check_bitrate, "the M4B's AAC bitrate, e.g. 64k")

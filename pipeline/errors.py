@@ -289,3 +289,12 @@ class RemoteCacheError(AudiobookError):
     """`cache push` and the remote tier is not set or cannot be reached."""
 
     exit_code = EXIT_RUNTIME
+
+
+# --- outputs
+
+
+class OutputWriteError(AudiobookError):
+    """The output folder cannot be written (full, read-only, a file in the way)."""
+
+    exit_code = EXIT_RUNTIME

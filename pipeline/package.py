@@ -5,11 +5,14 @@ and tags) changed; the M4B is rebuilt only when its key (the chapters' keys,
 the book's tags and cover) changed and every chapter has current audio. A
 build with nothing changed writes nothing.
 
-The M4B is encoded from the chapter MP3s decoded again (the fixed-point
-decoder is bit-exact), not from a second stitch: the chapters' audio exists
-once on disk, memory holds one chunk, and the book's chapter marks come from
-the same frame counts as the files. With `formats: [m4b]` the chapter MP3s
-still exist, in a hidden folder of the output directory.
+Each chapter is stitched once; one ffmpeg run finishes it and writes both
+its MP3 and a mono AAC stream (in the hidden `.chapters` folder) that the
+M4B joins without re-encoding. So the M4B is store-sized (`m4b_bitrate`,
+64k by default) and encoded from the PCM, never from the MP3s.
+
+The output folder is shared with the user: the manifest records an owner
+token and each file's sha256, and only files matching both are ever removed
+(see files.py for how every write avoids links).
 """
 
 from __future__ import annotations
@@ -21,13 +24,23 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pipeline import __version__, audio
+from pipeline import __version__, audio, files
 from pipeline.book import slugify
 from pipeline.cache import SegmentCache
-from pipeline.config import Config, Pauses
-from pipeline.errors import AudiobookError, InputError, Problem, SegmentMissing
+from pipeline.config import Config
+from pipeline.errors import AudiobookError, AudioToolError, InputError, Problem, SegmentMissing
+from pipeline.loudness import (
+    ACX_MAX_MINUTES,
+    RMS_TOLERANCE_DB,
+    Target,
+    chapter_pauses,
+    loudness_target,
+    rms_miss,
+    treatment_for,
+)
+from pipeline.sources.rules import image_kind
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
@@ -35,80 +48,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 
-OUTPUT_FORMAT = 2  # bump when the stitching or encoding changes
-BOOK_FORMAT = 1  # bump when the m4b encoding changes
-HIDDEN_DIR = ".chapters"  # chapter MP3s the m4b needs when mp3 is not an output
-
-# ACX's rules, as numbers. The head and tail bounds keep a margin inside
-# ACX's 0.5-1 s and 1-5 s, because a checker finds the voice's first and
-# last blocks by a threshold, which moves the edges by some tens of ms.
-ACX_RMS_DB = -20.0
-ACX_RMS_RANGE = (-23.0, -18.0)
-ACX_PEAK_DB = -3.0
-ACX_CEILING_DB = -3.5  # the limiter's ceiling: MP3 encoding can overshoot a little
-ACX_FLOOR_DB = -60.0
-ACX_HEAD_MS = (500, 1000)
-ACX_TAIL_MS = (1000, 5000)
-ACX_EDGE_MARGIN_MS = 100
-ACX_MAX_MINUTES = 120
-ACX_RATE = 44100
-ACX_MIN_KBPS = 192
-TARGET_CEILING_DB = -1.0  # for LUFS and RMS targets: the common distribution limit
-RMS_TOLERANCE_DB = 0.3  # re-encode once when the finished chapter misses by more
-REPORT_TOLERANCE_DB = 1.0
-
-
-# ------------------------------------------------------------------ targets
-
-
-@dataclass(frozen=True)
-class Target:
-    """The loudness rule of `output.loudness`: kind is acx, rms, lufs or none."""
-
-    kind: str
-    level: float | None = None  # dB RMS or LUFS
-    ceiling_db: float | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == "acx":
-            return "ACX"
-        if self.kind == "none":
-            return "none"
-        unit = "LUFS" if self.kind == "lufs" else "dB RMS"
-        return f"{self.level:g} {unit}"
-
-
-def loudness_target(cfg: Config) -> Target:
-    value = cfg.output.loudness  # config.Loudness(kind, level)
-    if value.kind == "acx":
-        return Target("acx", ACX_RMS_DB, ACX_CEILING_DB)
-    if value.kind in ("rms", "lufs"):
-        return Target(value.kind, value.level, TARGET_CEILING_DB)
-    return Target("none")
-
-
-def chapter_pauses(cfg: Config) -> Pauses:
-    """The configured pauses, with head and tail clamped into ACX's bounds in acx mode."""
-    pauses = cfg.pauses
-    if loudness_target(cfg).kind != "acx":
-        return pauses
-    m = ACX_EDGE_MARGIN_MS
-    head = min(max(pauses.chapter_head_ms, ACX_HEAD_MS[0] + m), ACX_HEAD_MS[1] - m)
-    tail = min(max(pauses.chapter_tail_ms, ACX_TAIL_MS[0] + m), ACX_TAIL_MS[1] - m)
-    return replace(pauses, chapter_head_ms=head, chapter_tail_ms=tail)
-
-
-def treatment_for(target: Target, pcm: audio.Stitched, stitched: audio.Levels) -> audio.Treatment:
-    """The gain that brings the stitched chapter to the target, and its limiter."""
-    if target.kind in ("acx", "rms"):
-        gain = target.level - stitched.rms_db if stitched.rms_db > audio.SILENCE_DB else 0.0
-    elif target.kind == "lufs":
-        measured = audio.integrated_loudness(pcm.path, pcm.rate)
-        gain = target.level - measured if measured > audio.SILENCE_DB else 0.0
-    else:
-        return audio.Treatment()
-    return audio.Treatment(gain_db=round(gain, 3), ceiling_db=target.ceiling_db)
+OUTPUT_FORMAT = 3  # bump when the stitching or encoding changes
+BOOK_FORMAT = 2  # bump when the m4b encoding changes
+MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
+HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
+GENERATOR = "audiobook-pipeline"
+COVER_MAX_BYTES = 10 << 20  # larger covers are scaled down and re-encoded as JPEG
+COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
 
 
 # ------------------------------------------------------------------ writing
@@ -127,7 +73,8 @@ class OutputReport:
 @dataclass(frozen=True)
 class Job:
     cp: ChapterPlan
-    name: str  # path relative to the output dir
+    name: str  # the chapter MP3, relative to the output dir ("" without mp3)
+    aac: str  # the chapter's AAC stream for the m4b ("" without m4b)
     key: str
 
 
@@ -135,14 +82,15 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
                   progress: Progress) -> OutputReport:
     cfg = plan.cfg
     result = OutputReport()
-    out_dir = cfg.output.dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (out_dir, out_dir / HIDDEN_DIR):
-        audio.remove_leftovers(folder)
-    manifest_path = out_dir / "manifest.json"
-    previous = _read_manifest(manifest_path)
+    out_dir = output_folder(cfg)
+    previous = owned_manifest(cfg, out_dir)
+    trusted = bool(previous)
     entries: dict[int, dict] = {e["index"]: e for e in previous.get("chapters", [])
-                                if isinstance(e, dict) and "index" in e}
+                                if isinstance(e, dict) and isinstance(e.get("index"), int)}
+    if "m4b" in cfg.output.formats:
+        files.safe_folder(out_dir, HIDDEN_DIR)
+    for folder in (out_dir, out_dir / HIDDEN_DIR):
+        files.remove_leftovers(folder)
     cover = CoverFile(out_dir, book_cover(cfg))
     try:
         todo = _chapters_to_render(plan, cover.digest, entries, force, result)
@@ -153,20 +101,96 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
     finally:
         cover.remove()
-    _remove_stale(out_dir, previous, entries, book)
+    if trusted:
+        _remove_stale(out_dir, previous, entries, book)
+    manifest_path = out_dir / "manifest.json"
     manifest = _manifest(plan, entries, book)
-    audio.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    files.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False)
+                                       + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
     if book:
         result.outputs.append(str(out_dir / book["file"]))
     result.outputs.append(str(manifest_path))
     if "mp3" in cfg.output.formats:
-        audio.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
+        files.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
         result.outputs.append(str(out_dir / "playlist.m3u"))
     if errors:
         raise _combined(errors)
     return result
+
+
+def output_folder(cfg: Config) -> Path:
+    """output.dir, made if missing; refused if a link in the project folder leads to it.
+
+    A folder the user names outside the project (output.dir: /mnt/audio) is
+    their choice; a link inside the project (build -> ~/Music) may come with
+    an untrusted repository, so it must be named as its target instead.
+    """
+    out_dir = cfg.output.dir
+    for link in _links_to(cfg.root, out_dir):
+        raise InputError(Problem(
+            cfg.display, cfg.line_of("output"), "output.dir",
+            f"{link} is a link (to {os.readlink(link)}); the build writes only into real folders "
+            "of the project: remove the link, or set output.dir to its target"))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(Problem(cfg.display, cfg.line_of("output"), "output.dir",
+                                 f"{out_dir} is a file, not a folder; choose another output.dir"))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise files.os_error(exc, out_dir) from exc
+    return out_dir
+
+
+def _links_to(root: Path, out_dir: Path) -> list[Path]:
+    """Links in the project's top folder that lead to out_dir or a folder above it."""
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        if entry.is_symlink():
+            target = entry.resolve()
+            if target == out_dir or target in out_dir.parents:
+                found.append(entry)
+    return found
+
+
+def owner_token(cfg: Config) -> str:
+    """Who owns an output folder: this book (its title) in this project folder."""
+    spec = f"{GENERATOR}\0{cfg.path.resolve().parent}\0{cfg.title}"
+    return hashlib.sha256(spec.encode()).hexdigest()[:32]
+
+
+def owned_manifest(cfg: Config, out_dir: Path) -> dict:
+    """The previous manifest if this book wrote it; {} if there is none to trust.
+
+    Another book's manifest, or a manifest.json some other program wrote, is
+    refused (exit 2): building here would overwrite or delete its files. A
+    manifest of ours without an owner token (an older version, or forged) is
+    replaced, but never trusted for deletions or for skipping work.
+    """
+    path = out_dir / "manifest.json"
+    if not path.exists() and not path.is_symlink():
+        return {}
+    data = _read_manifest(path)
+    here, line = cfg.display, cfg.line_of("output")
+    if not str(data.get("generator", "")).startswith(GENERATOR):
+        raise InputError(Problem(here, line, "output.dir",
+                                 f"{path} was not written by {GENERATOR}; choose an output.dir "
+                                 "of this book's own (or move that file away)"))
+    owner = data.get("owner")
+    if owner is None:
+        log.info("%s has no owner token (an older version wrote it): rebuilding every file", path)
+        return {}
+    if owner != owner_token(cfg):
+        raise InputError(Problem(here, line, "output.dir",
+                                 f"{out_dir} holds the output of {data.get('title')!r}, not of "
+                                 f"{cfg.title!r}; give each book its own output.dir (or, if this "
+                                 "is the same book renamed or moved, delete that folder)"))
+    return data
 
 
 def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict], force: bool,
@@ -175,15 +199,31 @@ def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict],
     todo = []
     for i in plan.selected:
         cp = plan.chapters[i]
-        name = chapter_file(plan, cp)
+        name, aac = chapter_file(plan, cp), aac_file(plan, cp)
         key = chapter_output_key(plan, cp, cover_digest)
         old = entries.get(cp.index)
-        if (not force and old and old.get("output_key") == key and old.get("file") == name
-                and (out_dir / name).exists()):
+        if (not force and old and old.get("output_key") == key and old.get("file") == (name or aac)
+                and all(_intact(out_dir, f) for f in _entry_files(old))):
             result.chapters_unchanged += 1
             continue
-        todo.append(Job(cp, name, key))
+        todo.append(Job(cp, name, aac, key))
     return todo
+
+
+def _intact(out_dir: Path, record: dict) -> bool:
+    """The recorded file is there, no link, with its recorded size (hashing is for deletes)."""
+    path = files.inside(out_dir, record.get("file", ""))
+    return (path is not None and path.is_file()
+            and path.stat().st_size == record.get("bytes"))
+
+
+def _entry_files(entry: dict) -> list[dict]:
+    """Every file a chapter entry records: {"file", "sha256", "bytes"} each."""
+    found = [entry] if entry.get("file") and entry.get("sha256") else []
+    aac = entry.get("aac")
+    if isinstance(aac, dict) and aac.get("file") != entry.get("file"):
+        found.append(aac)
+    return found
 
 
 def _render_chapters(plan: Plan, cache: SegmentCache, todo: list[Job], jobs: int,
@@ -197,7 +237,7 @@ def _render_chapters(plan: Plan, cache: SegmentCache, todo: list[Job], jobs: int
     errors: list[AudiobookError] = []
     if not todo:
         return errors
-    cover_path = cover.path()
+    cover_path = cover.path() if "mp3" in plan.cfg.output.formats else None
     progress.start("encoding chapters", len(todo))
     workers = max(1, min(jobs, os.cpu_count() or 1))
 
@@ -223,21 +263,32 @@ def _render_chapters(plan: Plan, cache: SegmentCache, todo: list[Job], jobs: int
 
 
 def chapter_file(plan: Plan, cp: ChapterPlan) -> str:
-    """NN-slug.mp3, or in the hidden folder when only the m4b is an output."""
+    """NN-slug.mp3, or "" when MP3 is not an output."""
+    return f"{_chapter_stem(plan, cp)}.mp3" if "mp3" in plan.cfg.output.formats else ""
+
+
+def aac_file(plan: Plan, cp: ChapterPlan) -> str:
+    """.chapters/NN-slug.aac (the chapter's part of the m4b), or "" without m4b."""
+    return f"{HIDDEN_DIR}/{_chapter_stem(plan, cp)}.aac" if "m4b" in plan.cfg.output.formats else ""
+
+
+def _chapter_stem(plan: Plan, cp: ChapterPlan) -> str:
     width = max(2, len(str(len(plan.chapters))))
-    name = f"{cp.index:0{width}d}-{cp.slug}.mp3"
-    return name if "mp3" in plan.cfg.output.formats else f"{HIDDEN_DIR}/{name}"
+    return f"{cp.index:0{width}d}-{cp.slug}"
 
 
 def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> str:
     cfg = plan.cfg
+    m4b = "m4b" in cfg.output.formats
     spec = {
         "format": OUTPUT_FORMAT,
         "segments": [[s.key, s.pause_after] for s in cp.segments],
         "pauses": chapter_pauses(cfg).__dict__,
         "output": [cfg.output.bitrate, cfg.output.sample_rate, str(cfg.output.loudness)],
+        "mp3": "mp3" in cfg.output.formats,
+        "aac": getattr(cfg.output, "m4b_bitrate", "64k") if m4b else None,
         "tags": chapter_tags(plan, cp),
-        "cover": cover_digest,
+        "cover": cover_digest if "mp3" in cfg.output.formats else "",
         "ffmpeg": audio.ffmpeg_version(),
     }
     return _digest(spec)
@@ -257,78 +308,88 @@ def chapter_tags(plan: Plan, cp: ChapterPlan) -> dict[str, str]:
     }
 
 
+def stitch_chapter(cp: ChapterPlan, cache: SegmentCache, rate: int, head_ms: int, tail_ms: int,
+                   pauses: Any, directory: Path, tone: bool) -> audio.Stitched:
+    """The chapter's segments, trimmed, joined with its pauses into raw PCM.
+
+    Raises SegmentMissing (every missing key at once) when the cache lacks
+    or has lost a segment, so build() can re-make them and render again.
+    """
+    missing = [s.key for s in cp.segments if s.key not in cache]
+    if missing:
+        raise SegmentMissing(list(dict.fromkeys(missing)))
+
+    def parts():
+        yield head_ms
+        for k, seg in enumerate(cp.segments):
+            stored = cache.get(seg.key)
+            if stored is None:  # damaged, or pruned by another process mid-build
+                raise SegmentMissing([seg.key])
+            yield audio.trim(audio.decode(stored.data, stored.format, rate))
+            last = k == len(cp.segments) - 1
+            yield tail_ms if last else pauses.ms(seg.pause_after)
+
+    return audio.stitch(parts(), rate, directory, tone=tone)
+
+
+def render_to(plan: Plan, cp: ChapterPlan, cache: SegmentCache, out: Path, *,
+              loudness: Target | None = None) -> dict:
+    """One chapter's audio into out (.mp3, .wav or .m4a by suffix); for `say` and build alike.
+
+    Stitched with the chapter's pauses, room tone included; without a
+    loudness target no gain or limiter is applied. Returns frames,
+    duration_ms and the finished levels.
+    """
+    cfg = plan.cfg
+    rate = cfg.output.sample_rate
+    pauses = chapter_pauses(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tone = loudness is None or loudness.kind == "none"
+    stitched = stitch_chapter(cp, cache, rate, pauses.chapter_head_ms, pauses.chapter_tail_ms,
+                              pauses, out.parent, tone=tone)
+    try:
+        treatment = None
+        if not tone and loudness is not None:
+            treatment = treatment_for(loudness, stitched, audio.raw_levels(stitched.path, rate))
+        levels = audio.encode_file(stitched, out, cfg.output.bitrate, treatment)
+    finally:
+        stitched.path.unlink(missing_ok=True)
+    return {"frames": stitched.frames, "duration_ms": levels.duration_ms,
+            "levels": levels.as_json()}
+
+
 def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | None) -> dict:
     cfg = plan.cfg
     cp = job.cp
     rate = cfg.output.sample_rate
     pauses = chapter_pauses(cfg)
     target = loudness_target(cfg)
-    out = cfg.output.dir / job.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-
-    missing: list[str] = []
-
-    def parts():
-        yield pauses.chapter_head_ms
-        for k, seg in enumerate(cp.segments):
-            stored = cache.get(seg.key)
-            if stored is None:  # pruned or damaged: build() makes these again
-                missing.append(seg.key)
-            elif not missing:
-                yield audio.trim(audio.decode(stored.data, stored.format, rate))
-            last = k == len(cp.segments) - 1
-            yield pauses.chapter_tail_ms if last else pauses.ms(seg.pause_after)
-
+    out_dir = cfg.output.dir
+    mp3 = out_dir / job.name if job.name else None
+    aac = out_dir / job.aac if job.aac else None
     # Pauses stay digital silence here: the encoder lays room tone under the
     # whole chapter after the gain, so its level is the same in every file.
-    stitched = audio.stitch(parts(), rate, out.parent, tone=False)
+    stitched = stitch_chapter(cp, cache, rate, pauses.chapter_head_ms, pauses.chapter_tail_ms,
+                              pauses, out_dir, tone=False)
     try:
-        if missing:
-            raise SegmentMissing(missing)
         _refuse_too_long(target, cp, stitched)
         treatment = treatment_for(target, stitched, audio.raw_levels(stitched.path, rate))
         tags = chapter_tags(plan, cp)
-        levels = audio.encode_chapter(stitched, out, cfg.output.bitrate, tags, treatment, cover)
-        miss = (target.level - levels.rms_db) if target.kind in ("acx", "rms") else 0.0
+
+        def encode(t: audio.Treatment) -> audio.Levels:
+            return audio.encode_chapter(stitched, t, mp3=mp3, bitrate=cfg.output.bitrate,
+                                        tags=tags, cover=cover, aac=aac,
+                                        aac_bitrate=getattr(cfg.output, "m4b_bitrate", "64k"))
+
+        levels = encode(treatment)
+        miss = rms_miss(target, levels)
         if abs(miss) > RMS_TOLERANCE_DB:
             # The limiter took more than expected off a peaky chapter: correct once.
-            treatment = replace(treatment, gain_db=round(treatment.gain_db + miss, 3))
-            levels = audio.encode_chapter(stitched, out, cfg.output.bitrate, tags, treatment, cover)
+            log.debug("chapter %d: RMS %.2f dB off target, encoding again", cp.index, -miss)
+            levels = encode(replace(treatment, gain_db=round(treatment.gain_db + miss, 3)))
     finally:
         stitched.path.unlink(missing_ok=True)
-    return _manifest_entry(job, stitched.frames, levels)
-
-
-def render_to(plan: Plan, cp: ChapterPlan, cache: SegmentCache, out: Path, *,
-              loudness: Target | None = None) -> dict:
-    """One chapter's segments and pauses into out (.mp3, .wav or .m4a), for `say`.
-
-    No loudness treatment when loudness is None. (core branch: a thin
-    stand-in over the stitcher until the outputs branch's renderer lands.)
-    """
-    rate = plan.cfg.output.sample_rate
-    pauses = plan.cfg.pauses
-    missing: list[str] = []
-
-    def parts():
-        for k, seg in enumerate(cp.segments):
-            stored = cache.get(seg.key)
-            if stored is None:
-                missing.append(seg.key)
-            elif not missing:
-                yield audio.trim(audio.decode(stored.data, stored.format, rate))
-            if k < len(cp.segments) - 1:
-                yield pauses.ms(seg.pause_after)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stitched = audio.stitch(parts(), rate, out.parent)
-    try:
-        if missing:
-            raise SegmentMissing(missing)
-        audio.encode_file(stitched, out, plan.cfg.output.bitrate)
-    finally:
-        stitched.path.unlink(missing_ok=True)
-    return {"file": str(out), "frames": stitched.frames, "duration_ms": stitched.duration_ms}
+    return _manifest_entry(job, out_dir, stitched.frames, levels)
 
 
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
@@ -341,31 +402,42 @@ def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) 
             "chapters (or set output.loudness to a target other than acx)"))
 
 
-def _manifest_entry(job: Job, frames: int, levels: audio.Levels) -> dict:
+def _file_record(out_dir: Path, name: str) -> dict:
+    path = out_dir / name
+    return {"file": name, "sha256": files.sha256_file(path), "bytes": path.stat().st_size}
+
+
+def _manifest_entry(job: Job, out_dir: Path, frames: int, levels: audio.Levels) -> dict:
     cp = job.cp
-    return {
-        "index": cp.index, "title": cp.title, "source": cp.source, "file": job.name,
+    entry: dict[str, Any] = {"index": cp.index, "title": cp.title, "source": cp.source}
+    entry.update(_file_record(out_dir, job.name or job.aac))
+    if job.aac:
+        entry["aac"] = {**_file_record(out_dir, job.aac),
+                        "frames": audio.adts_frames(out_dir / job.aac)}
+    entry.update({
         "duration_ms": levels.duration_ms, "frames": frames,
         "characters": cp.characters, "credits": cp.credits,
         "output_key": job.key,
         "levels": levels.as_json(),
         "segments": [{"key": s.key, "characters": s.characters, "credits": s.credits}
                      for s in cp.segments],
-    }
+    })
+    return entry
 
 
 def _combined(errors: list[AudiobookError]) -> AudiobookError:
+    missing = [k for e in errors if isinstance(e, SegmentMissing) for k in e.keys]
+    if missing:  # build() re-makes them all at once
+        return SegmentMissing(list(dict.fromkeys(missing)))
     if len(errors) == 1:
         return errors[0]
-    lost = [k for e in errors if isinstance(e, SegmentMissing) for k in e.keys]
-    if lost:  # the one error build() can repair, so it comes first
-        return SegmentMissing(lost)
-    if all(isinstance(e, InputError) for e in errors):
-        return InputError([p for e in errors for p in e.problems])
+    inputs = [e for e in errors if isinstance(e, InputError)]
+    if len(inputs) == len(errors):
+        return InputError([p for e in inputs for p in e.problems])
     return errors[0]
 
 
-# ------------------------------------------------------------------ the book
+# ------------------------------------------------------------------ the cover
 
 
 class CoverFile:
@@ -382,8 +454,11 @@ class CoverFile:
             return None
         if self._path is None:
             data, kind = self.cover
-            self._path = self.directory / f".cover-{os.getpid()}.{kind}"
-            self._path.write_bytes(data)
+            self._path = files.temp_path(self.directory, "cover", f".{kind}")
+            try:
+                self._path.write_bytes(data)
+            except OSError as exc:
+                raise files.os_error(exc, self._path) from exc
         return self._path
 
     def remove(self) -> None:
@@ -392,18 +467,63 @@ class CoverFile:
 
 
 def book_cover(cfg: Config) -> tuple[bytes, str] | None:
-    """(image bytes, 'jpg' or 'png'): `cover:` in the config, else the first EPUB's cover."""
+    """(image bytes, 'jpg' or 'png'): `cover:` in the config, else the first EPUB's cover.
+
+    SVG covers are rasterized; covers over COVER_MAX_BYTES or COVER_MAX_SIDE
+    pixels are scaled down, so a huge image is not copied into every file.
+    """
     if cfg.cover is not None:
+        where = cfg.line_of("cover")
         data: bytes | None = cfg.cover.read_bytes()
+        origin = f"cover: {cfg.cover}"
     else:
         found = _epub_cover(cfg)
         data = found[0] if found else None
+        where, origin = None, "the EPUB's cover"
     if not data:
         return None
-    kind = audio.image_kind(data)
-    if kind is None:  # MP3 and MP4 players show only JPEG and PNG covers reliably
-        data, kind = audio.to_png(data), "png"
-    return data, kind
+    try:
+        return fit_cover(data)
+    except (AudioToolError, ValueError) as exc:
+        if cfg.cover is not None:
+            raise InputError(Problem(cfg.display, where, "cover",
+                                     f"{cfg.cover} is not an image we can read ({exc}); "
+                                     "use a JPEG or PNG file")) from exc
+        log.warning("warning: %s could not be used (%s); the outputs have no cover", origin, exc)
+        return None
+
+
+def fit_cover(data: bytes) -> tuple[bytes, str]:
+    """Cover bytes as JPEG or PNG within the size caps (deterministic)."""
+    if image_kind(data) == "svg":
+        import resvg_py
+
+        data = bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
+    kind = image_kind(data)
+    kind = kind if kind in ("jpg", "png") else None  # MP3 and MP4 players show only these
+    size = image_size(data) if kind else None
+    if kind and len(data) <= COVER_MAX_BYTES and size and max(size) <= COVER_MAX_SIDE:
+        return data, kind
+    if kind is None and len(data) <= COVER_MAX_BYTES:
+        return audio.to_png(data), "png"  # MP3 and MP4 players show only JPEG and PNG reliably
+    return audio.to_jpeg(data, COVER_MAX_SIDE), "jpg"
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR or a JPEG's SOF marker; None if not found."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    pos = 2
+    while data[:2] == b"\xff\xd8" and pos + 9 < len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[pos + 7:pos + 9], "big"), \
+                int.from_bytes(data[pos + 5:pos + 7], "big")
+        pos += 2 + length
+    return None
 
 
 def _epub_cover(cfg: Config) -> tuple[bytes, str] | None:
@@ -419,6 +539,9 @@ def _epub_cover(cfg: Config) -> tuple[bytes, str] | None:
         if found:
             return found
     return None
+
+
+# ------------------------------------------------------------------ the book
 
 
 def book_file(cfg: Config) -> str:
@@ -440,19 +563,22 @@ def book_tags(cfg: Config) -> dict[str, str]:
     }
 
 
-def book_chapters(entries: list[dict], rate: int) -> list[tuple[str, int, int]]:
-    """(title, start_ms, end_ms) per chapter, from cumulative frame counts.
+def book_chapters(parts: list[tuple[str, int]], rate: int) -> list[tuple[str, int, int]]:
+    """(title, start_ms, end_ms) per chapter, from each chapter's AAC frame count.
 
-    Rounding the running total (not each length) keeps every mark within half
-    a millisecond of its true sample, however long the book.
+    The joined stream keeps every chapter's AAC frames, each chapter's
+    priming frame first; the m4b's edit list skips the first chapter's
+    priming (see audio.encode_book), so chapter i's voice starts exactly at
+    the sum of the frames before it. Rounding sample positions (not
+    lengths) keeps every mark within half a millisecond.
     """
     marks = []
-    start = 0
-    for e in entries:
-        end = start + e["frames"]
-        marks.append((e["title"], _ms(start, rate), _ms(end, rate)))
-        start = end
-    return marks
+    offset = 0
+    for title, frames in parts:
+        marks.append((title, offset))
+        offset += frames * audio.AAC_FRAME
+    ends = [start for _, start in marks[1:]] + [max(0, offset - audio.AAC_PRIMING)]
+    return [(title, _ms(start, rate), _ms(end, rate)) for (title, start), end in zip(marks, ends)]
 
 
 def _ms(frames: int, rate: int) -> int:
@@ -480,10 +606,10 @@ def book_output_key(plan: Plan, entries: list[dict], cover_digest: str) -> str:
     cfg = plan.cfg
     return _digest({
         "format": BOOK_FORMAT,
-        "chapters": [[e["output_key"], e["title"], e["frames"]] for e in entries],
+        "chapters": [[e["output_key"], e["title"], e["aac"]["sha256"]] for e in entries],
         "tags": book_tags(cfg),
         "cover": cover_digest,
-        "output": [cfg.output.bitrate, cfg.output.sample_rate],
+        "output": [getattr(cfg.output, "m4b_bitrate", "64k"), cfg.output.sample_rate],
         "ffmpeg": audio.ffmpeg_version(),
     })
 
@@ -495,51 +621,62 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
     result.book_written = False
     if "m4b" not in cfg.output.formats:
         return None
+    old = old if isinstance(old, dict) else None
     current = _current_entries(plan, entries, cover.digest)
     if current is None or errors:
-        if old:
-            log.info("m4b not rebuilt: some chapters have no current audio; "
-                     "build every chapter to update it")
-        return old if isinstance(old, dict) else None
+        if errors:
+            why = "some chapters failed"
+        elif len(plan.selected) < len(plan.chapters):
+            why = (f"this build made only {len(plan.selected)} of {len(plan.chapters)} chapters "
+                   "and the others have no current audio")
+        else:
+            why = "some chapters have no current audio"
+        log.info("no m4b written: %s; build every chapter (`audiobook build`) to make it%s", why,
+                 " (the old m4b is kept)" if old else "")
+        return old
     name = book_file(cfg)
     key = book_output_key(plan, current, cover.digest)
     out = cfg.output.dir / name
-    if not force and old and old.get("output_key") == key and old.get("file") == name \
-            and out.exists():
+    if (not force and old and old.get("output_key") == key and old.get("file") == name
+            and _intact(cfg.output.dir, old)):
         return old
-    marks = book_chapters(current, cfg.output.sample_rate)
-    audio.encode_book([(cfg.output.dir / e["file"], e["frames"]) for e in current], out,
-                      cfg.output.sample_rate, cfg.output.bitrate,
-                      ffmetadata(book_tags(cfg), marks), cover.path())
+    marks = book_chapters([(e["title"], e["aac"]["frames"]) for e in current],
+                          cfg.output.sample_rate)
+    audio.encode_book([cfg.output.dir / e["aac"]["file"] for e in current], out,
+                      cfg.output.sample_rate, ffmetadata(book_tags(cfg), marks), cover.path())
     result.book_written = True
-    return {"file": name, "output_key": key, "duration_ms": marks[-1][2] if marks else 0,
+    return {**_file_record(cfg.output.dir, name), "output_key": key,
+            "duration_ms": marks[-1][2] if marks else 0,
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 
 
 def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str) -> list[dict] | None:
-    """Every chapter's entry if all have current audio on disk, else None."""
+    """Every chapter's entry if all have current AAC on disk, else None."""
     out_dir = plan.cfg.output.dir
     current = []
     for cp in plan.chapters:
         e = entries.get(cp.index)
         if (not e or e.get("output_key") != chapter_output_key(plan, cp, cover_digest)
-                or "frames" not in e or not (out_dir / e["file"]).exists()):
+                or not isinstance(e.get("aac"), dict) or not _intact(out_dir, e["aac"])):
             return None
         current.append(e)
     return current
 
 
-def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict], book: dict | None) -> None:
-    """Delete files an earlier build wrote that this book no longer has."""
-    keep = {e["file"] for e in entries.values()} | ({book["file"]} if book else set())
-    old = {e.get("file") for e in previous.get("chapters", []) if isinstance(e, dict)}
+def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
+                  book: dict | None) -> None:
+    """Delete files this book wrote earlier and no longer has (only those, unchanged)."""
+    keep = {f["file"] for e in entries.values() for f in _entry_files(e)}
+    if book:
+        keep.add(book["file"])
+    old = [f for e in previous.get("chapters", []) if isinstance(e, dict)
+           for f in _entry_files(e)]
     if isinstance(previous.get("book"), dict):
-        old.add(previous["book"].get("file"))
-    for name in old - keep:
-        # Only names inside out_dir: a hand-edited manifest must not delete elsewhere.
-        if isinstance(name, str) and name and not Path(name).is_absolute() \
-                and ".." not in Path(name).parts:
-            (out_dir / name).unlink(missing_ok=True)
+        old.append(previous["book"])
+    for record in old:
+        name = record.get("file")
+        if isinstance(name, str) and name not in keep:
+            files.remove_owned(out_dir, name, record.get("sha256"))
 
 
 # ------------------------------------------------------------------ manifest, playlist
@@ -552,7 +689,9 @@ def _digest(spec: dict) -> str:
 def _manifest(plan: Plan, entries: dict[int, dict], book: dict | None) -> dict:
     chapters = [entries[i] for i in sorted(entries)]
     manifest = {
-        "generator": f"audiobook-pipeline {__version__}",
+        "generator": f"{GENERATOR} {__version__}",
+        "manifest_format": MANIFEST_FORMAT,
+        "owner": owner_token(plan.cfg),
         "title": plan.cfg.title,
         "author": plan.cfg.author,
         "backend": plan.backend,
@@ -571,6 +710,8 @@ def _manifest(plan: Plan, entries: dict[int, dict], book: dict | None) -> dict:
 
 
 def _read_manifest(path: Path) -> dict:
+    if path.is_symlink():  # never ours: we replace files, we never write links
+        return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -585,119 +726,3 @@ def _playlist(cfg: Config, entries: dict[int, dict]) -> str:
         lines.append(f"#EXTINF:{round(e['duration_ms'] / 1000)},{cfg.author} - {e['title']}".rstrip())
         lines.append(e["file"])
     return "\n".join(lines) + "\n"
-
-
-# ------------------------------------------------------------------ check --audio
-
-
-@dataclass(frozen=True)
-class FileReport:
-    name: str
-    levels: audio.Levels
-    rate: int
-    kbps: int
-    cbr: bool
-    lufs: float | None
-    failures: tuple[str, ...]
-
-
-def audio_report(cfg: Config) -> tuple[str, bool]:
-    """Measure every output file against the loudness target; (table, all passed)."""
-    out_dir = cfg.output.dir
-    manifest = _read_manifest(out_dir / "manifest.json")
-    names = [e["file"] for e in manifest.get("chapters", []) if isinstance(e, dict) and "file" in e]
-    names = [n for n in names if not n.startswith(HIDDEN_DIR)]
-    if isinstance(manifest.get("book"), dict):
-        names.append(manifest["book"]["file"])
-    names = [n for n in names if (out_dir / n).exists()]
-    if not names:
-        return f"{out_dir}: no built audio; run `audiobook build` first", False
-    target = loudness_target(cfg)
-    workers = max(1, min(len(names), os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        reports = list(pool.map(lambda n: measure_output(out_dir, n, target, cfg), names))
-    return _report_table(reports, target), all(not r.failures for r in reports)
-
-
-def measure_output(out_dir: Path, name: str, target: Target, cfg: Config) -> FileReport:
-    path = out_dir / name
-    rate, kbps, cbr = _stream_info(path)
-    levels = audio.file_levels(path, rate or cfg.output.sample_rate)
-    lufs = audio.integrated_loudness(path, rate, raw=False) if target.kind == "lufs" else None
-    chapter_file = path.suffix.lower() == ".mp3"
-    failures = _failures(target, levels, rate, kbps, cbr, lufs, chapter_file)
-    return FileReport(name, levels, rate, kbps, cbr, lufs, tuple(failures))
-
-
-def _stream_info(path: Path) -> tuple[int, int, bool]:
-    """(sample rate, kbps, constant bitrate) read from the file's headers."""
-    import mutagen
-
-    info = mutagen.File(path).info
-    mode = getattr(info, "bitrate_mode", None)
-    # mutagen's BitrateMode prints as "BitrateMode.CBR"; UNKNOWN means no Xing/Info header.
-    cbr = mode is None or str(mode).rsplit(".", 1)[-1] in ("CBR", "UNKNOWN")
-    return int(info.sample_rate), round(info.bitrate / 1000), cbr
-
-
-def _failures(target: Target, lv: audio.Levels, rate: int, kbps: int, cbr: bool,
-              lufs: float | None, chapter_file: bool) -> list[str]:
-    """What this file breaks of the target's rules, in words."""
-    bad = []
-    if target.kind == "acx":
-        lo, hi = ACX_RMS_RANGE
-        if not lo <= lv.rms_db <= hi:
-            bad.append(f"RMS {lv.rms_db:.1f} outside {lo:g}..{hi:g}")
-        if lv.peak_db > ACX_PEAK_DB:
-            bad.append(f"peak {lv.peak_db:.1f} > {ACX_PEAK_DB:g}")
-        if lv.floor_db > ACX_FLOOR_DB:
-            bad.append(f"noise floor {lv.floor_db:.1f} > {ACX_FLOOR_DB:g}")
-        if lv.floor_db <= audio.SILENCE_DB:
-            bad.append("digital silence (no room tone)")
-        if chapter_file:  # the per-file rules apply to the chapter files ACX takes
-            bad += _acx_file_failures(lv, rate, kbps, cbr)
-    elif target.kind == "rms" and abs(lv.rms_db - target.level) > REPORT_TOLERANCE_DB:
-        bad.append(f"RMS {lv.rms_db:.1f}, target {target.level:g}")
-    elif target.kind == "lufs" and lufs is not None and abs(lufs - target.level) > REPORT_TOLERANCE_DB:
-        bad.append(f"{lufs:.1f} LUFS, target {target.level:g}")
-    if target.ceiling_db is not None and target.kind != "acx" \
-            and lv.peak_db > target.ceiling_db + 0.5:
-        bad.append(f"peak {lv.peak_db:.1f} > {target.ceiling_db:g}")
-    return bad
-
-
-def _acx_file_failures(lv: audio.Levels, rate: int, kbps: int, cbr: bool) -> list[str]:
-    bad = []
-    if rate != ACX_RATE:
-        bad.append(f"{rate} Hz, not {ACX_RATE}")
-    if kbps < ACX_MIN_KBPS or not cbr:
-        bad.append(f"{kbps} kbps {'CBR' if cbr else 'VBR'}, not CBR >= {ACX_MIN_KBPS}")
-    if not ACX_HEAD_MS[0] <= lv.head_ms <= ACX_HEAD_MS[1]:
-        bad.append(f"head tone {lv.head_ms} ms outside {ACX_HEAD_MS[0]}-{ACX_HEAD_MS[1]}")
-    if not ACX_TAIL_MS[0] <= lv.tail_ms <= ACX_TAIL_MS[1]:
-        bad.append(f"tail tone {lv.tail_ms} ms outside {ACX_TAIL_MS[0]}-{ACX_TAIL_MS[1]}")
-    if lv.duration_ms > ACX_MAX_MINUTES * 60_000:
-        bad.append(f"longer than {ACX_MAX_MINUTES} minutes")
-    return bad
-
-
-def _report_table(reports: list[FileReport], target: Target) -> str:
-    width = max(len("file"), *(len(r.name) for r in reports))
-    head = (f"{'file':<{width}}  {'duration':>8}  {'rate':>5}  {'kbps':>4}  {'RMS':>6}  "
-            f"{'peak':>6}  {'floor':>6}  {'head':>5}  {'tail':>5}  verdict")
-    lines = [f"target: {target.label}", head, "-" * len(head)]
-    for r in reports:
-        lv = r.levels
-        verdict = "ok" if not r.failures else "FAIL: " + "; ".join(r.failures)
-        loud = f"{lv.rms_db:6.1f}" if r.lufs is None else f"{r.lufs:4.1f}LU"
-        lines.append(f"{r.name:<{width}}  {_clock(lv.duration_ms):>8}  {r.rate:>5}  {r.kbps:>4}  "
-                     f"{loud:>6}  {lv.peak_db:6.1f}  {lv.floor_db:6.1f}  {lv.head_ms / 1000:5.2f}  "
-                     f"{lv.tail_ms / 1000:5.2f}  {verdict}")
-    passed = sum(1 for r in reports if not r.failures)
-    lines.append(f"{passed}/{len(reports)} file(s) pass")
-    return "\n".join(lines)
-
-
-def _clock(ms: int) -> str:
-    s = ms // 1000
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 
-from num2words import CONVERTER_CLASSES, num2words  # type: ignore[import-untyped]
+from num2words import CONVERTER_CLASSES, num2words
 
 # ---------------------------------------------------------------- words ---
 

@@ -13,6 +13,7 @@ import pytest
 from test_package import dbfs, pcm_of
 
 from pipeline import audio, package
+from pipeline import loudness as rules
 
 RATE = 44100
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -58,14 +59,14 @@ def test_meter_finds_rms_peak_head_and_tail_of_a_known_signal():
 def test_finished_chapter_hits_the_target_with_peaks_limited(tmp_path, loudness, kind):
     pcm = write_raw(tmp_path / "in.raw", [0] * RATE + speechlike(12.0) + [0] * (2 * RATE))
     level = float(str(loudness).removeprefix("rms:"))
-    target = package.Target(kind, level, package.TARGET_CEILING_DB)
-    treatment = package.treatment_for(target, pcm, audio.raw_levels(pcm.path, RATE))
+    target = rules.Target(kind, level, rules.TARGET_CEILING_DB)
+    treatment = rules.treatment_for(target, pcm, audio.raw_levels(pcm.path, RATE))
     out = tmp_path / "out.mp3"
-    audio.encode_chapter(pcm, out, "192k", {"title": "t"}, treatment)
+    audio.encode_chapter(pcm, treatment, mp3=out, tags={"title": "t"})
     samples = pcm_of(out)
     assert len(samples) == pcm.frames  # gapless: not a sample gained or lost
     peak = dbfs(max(abs(min(samples)), max(samples)))
-    assert peak <= package.TARGET_CEILING_DB + 0.3
+    assert peak <= rules.TARGET_CEILING_DB + 0.3
     if kind == "rms":
         rms = math.sqrt(sum(s * s for s in samples) / len(samples))
         assert dbfs(rms) == pytest.approx(level, abs=0.5)
@@ -79,7 +80,7 @@ def test_finished_chapter_hits_the_target_with_peaks_limited(tmp_path, loudness,
 def test_pauses_become_room_tone_not_digital_silence(tmp_path):
     pcm = write_raw(tmp_path / "in.raw", [0] * (2 * RATE) + sine(1.0, 0.3) + [0] * (2 * RATE))
     out = tmp_path / "out.mp3"
-    audio.encode_chapter(pcm, out, "192k", {}, audio.Treatment())
+    audio.encode_chapter(pcm, audio.Treatment(), mp3=out)
     pause = pcm_of(out)[: RATE]
     rms = math.sqrt(sum(s * s for s in pause) / len(pause))
     assert -80 < dbfs(rms) <= -60
@@ -89,17 +90,20 @@ def test_same_input_encodes_to_the_same_bytes(tmp_path):
     pcm = write_raw(tmp_path / "in.raw", speechlike(3.0))
     treatment = audio.Treatment(gain_db=2.0, ceiling_db=-3.5)
     a, b = tmp_path / "a.mp3", tmp_path / "b.mp3"
-    audio.encode_chapter(pcm, a, "192k", {"title": "x"}, treatment)
-    audio.encode_chapter(pcm, b, "192k", {"title": "x"}, treatment)
+    audio.encode_chapter(pcm, treatment, mp3=a, tags={"title": "x"})
+    audio.encode_chapter(pcm, treatment, mp3=b, tags={"title": "x"})
     assert a.read_bytes() == b.read_bytes()
 
 
-def test_chapter_marks_round_the_running_total_not_each_length():
-    entries = [{"title": f"c{i}", "frames": 44100 * 10 + 7} for i in range(100)]
-    marks = package.book_chapters(entries, RATE)
+def test_chapter_marks_count_whole_aac_frames_less_the_first_priming():
+    parts = [(f"c{i}", 431 + i) for i in range(100)]
+    marks = package.book_chapters(parts, RATE)
     assert marks[0][1] == 0
-    assert marks[-1][2] == round(100 * (44100 * 10 + 7) * 1000 / RATE)
+    total = sum(f for _, f in parts) * audio.AAC_FRAME - audio.AAC_PRIMING
+    assert marks[-1][2] == round(total * 1000 / RATE)
     assert all(a[2] == b[1] for a, b in zip(marks, marks[1:]))
+    start = sum(f for _, f in parts[:50]) * audio.AAC_FRAME
+    assert marks[50][1] == round(start * 1000 / RATE)
 
 
 def test_ffmetadata_escapes_its_special_characters():
@@ -117,6 +121,6 @@ def test_acx_clamps_chapter_head_and_tail_into_its_bounds(tmp_path):
     (tmp_path / "audiobook.yml").write_text(
         "title: T\npauses: {chapter_head_ms: 3000, chapter_tail_ms: 200}\n"
         "chapters:\n  - source: c.md\n", encoding="utf-8")
-    pauses = package.chapter_pauses(load_config(tmp_path / "audiobook.yml"))
+    pauses = rules.chapter_pauses(load_config(tmp_path / "audiobook.yml"))
     assert 500 <= pauses.chapter_head_ms <= 1000
     assert 1000 <= pauses.chapter_tail_ms <= 5000

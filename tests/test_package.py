@@ -20,7 +20,7 @@ import pytest
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4
 
-from pipeline import package
+from pipeline import check, loudness, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
@@ -82,15 +82,47 @@ def test_m4b_has_one_mark_per_manifest_chapter_with_its_title(sample):
     assert len(titles) == 3
 
 
-def test_m4b_marks_sit_on_the_chapter_boundaries_to_the_millisecond(sample):
+def best_lag(reference: array, signal: array, at: int, search: int) -> int:
+    """The shift of reference within signal near `at` that matches best (cross-correlation)."""
+    best, best_score = 0, -math.inf
+    for lag in range(-search, search + 1):
+        start = at + lag
+        window = signal[start:start + len(reference)]
+        score = sum(a * b for a, b in zip(reference, window))
+        if score > best_score:
+            best, best_score = lag, score
+    return best
+
+
+def test_m4b_marks_sit_on_each_chapters_real_audio_to_the_millisecond(sample):
+    """Where each chapter's voice begins in the MP3, it begins in the m4b: mark + same offset.
+
+    The m4b is AAC joined from per-chapter streams; a mark that forgot an
+    encoder priming frame (1024 samples, 23 ms) would be off by far more than 1 ms.
+    """
     cfg, _, manifest = sample
-    m4b = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b")
-    frames = 0
+    book = cfg.output.dir / "the-keeper-of-gannet-point.m4b"
+    m4b = MP4(book)
+    joined = pcm_of(book)
+    voice = 32768 * 10 ** (-30 / 20)
     for mark, entry in zip(m4b.chapters, manifest["chapters"]):
-        assert mark.start == pytest.approx(frames / 44100, abs=0.001)
-        frames += entry["frames"]
-    # The book's audio is exactly the chapters' audio, end to end.
-    assert abs(len(pcm_of(cfg.output.dir / "the-keeper-of-gannet-point.m4b")) - frames) <= 44
+        chapter = pcm_of(cfg.output.dir / entry["file"])
+        onset = next(i for i, x in enumerate(chapter) if abs(x) > voice)
+        reference = chapter[onset - 256:onset + 768]
+        expected = round(mark.start * 44100) + onset - 256
+        assert abs(best_lag(reference, joined, expected, 200)) <= 44, entry["title"]
+    total = sum(entry["aac"]["frames"] for entry in manifest["chapters"]) * 1024 - 1024
+    assert len(joined) == total  # the edit list skips the first priming frame only
+
+
+def test_m4b_is_store_sized_mono_aac(sample):
+    cfg, _, manifest = sample
+    book = cfg.output.dir / "the-keeper-of-gannet-point.m4b"
+    info = MP4(book).info
+    assert info.channels == 1 and info.codec.startswith("mp4a")
+    assert info.bitrate <= 96_000
+    mp3s = sum((cfg.output.dir / c["file"]).stat().st_size for c in manifest["chapters"])
+    assert book.stat().st_size <= mp3s / 2
 
 
 def test_m4b_carries_book_tags_cover_and_audiobook_kind(sample):
@@ -148,14 +180,25 @@ def test_every_chapter_mp3_passes_an_independent_acx_check(sample):
 
 def test_audio_report_passes_the_sample_and_shows_a_row_per_file(sample):
     cfg, _, _ = sample
-    table, ok = package.audio_report(cfg)
-    assert ok, table
-    for name in ("01-the-lighthouse-keeper.mp3", "the-keeper-of-gannet-point.m4b"):
-        assert name in table
-    assert "3/3" not in table and "4/4 file(s) pass" in table
+    report = check.audio_report(cfg)
+    assert report.passed, report
+    names = [r.name for r in report.files]
+    assert names == [c["file"] for c in sample[2]["chapters"]] + ["the-keeper-of-gannet-point.m4b"]
 
 
-def test_m4b_only_keeps_chapter_audio_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
+def test_check_audio_prints_a_row_per_file_and_passes_the_64k_m4b(sample):
+    from conftest import run_cli
+
+    cfg, _, _ = sample
+    proc = run_cli("-c", str(cfg.path), "check", "--audio", cwd=cfg.root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert rows["the-keeper-of-gannet-point.m4b"].endswith("ok")
+    assert rows["01-the-lighthouse-keeper.mp3"].endswith("ok")
+    assert "4/4 file(s) pass" in proc.stdout
+
+
+def test_m4b_only_keeps_chapter_aac_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
     config = make_sample(tmp_path, output="output: {dir: build, formats: [m4b], bitrate: 192k, "
                                           "sample_rate: 44100, loudness: acx}")
     (tmp_path / "samples/chapters/02-the-harbour-office.md").unlink()
@@ -170,7 +213,7 @@ def test_m4b_only_keeps_chapter_audio_hidden_and_writes_no_playlist(tmp_path, mo
 
 
 def test_a_chapter_longer_than_acx_allows_is_refused_by_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(package, "ACX_MAX_MINUTES", 0.1)  # 6 s stands in for 120 min
+    monkeypatch.setattr("pipeline.package.ACX_MAX_MINUTES", 0.1)  # 6 s stands in for 120 min
     (tmp_path / "short.md").write_text("# Short\n\nA short line.\n", encoding="utf-8")
     (tmp_path / "long.md").write_text("# The Long One\n\n" + "Words go on and on. " * 12 + "\n",
                                       encoding="utf-8")
@@ -200,3 +243,64 @@ def test_an_epub_book_without_cover_key_gets_the_epub_cover(tmp_path):
     cfg = load_config(tmp_path / "audiobook.yml")
     build(cfg, jobs=2)
     assert bytes(MP4(cfg.output.dir / "e.m4b").tags["covr"][0]) == png
+
+
+TWO_CHAPTERS = ("title: Two\nauthor: A\noutput: {formats: [mp3, m4b], loudness: none}\n"
+                "chapters:\n  - source: one.md\n  - source: two.md\n")
+
+
+def two_chapter_book(root: Path) -> Path:
+    (root / "one.md").write_text("# One\n\nThe lamp was lit at dusk.\n", encoding="utf-8")
+    (root / "two.md").write_text("# Two\n\nThe wind did all the talking.\n", encoding="utf-8")
+    (root / "audiobook.yml").write_text(TWO_CHAPTERS, encoding="utf-8")
+    return root / "audiobook.yml"
+
+
+@pytest.mark.slow
+def test_a_partial_build_says_it_wrote_no_m4b_and_why(tmp_path):
+    from conftest import run_cli
+
+    config = two_chapter_book(tmp_path)
+    proc = run_cli("-c", str(config), "build", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "no m4b written: this build made only 1 of 2 chapters" in proc.stderr
+    assert not (tmp_path / "build" / "two.m4b").exists()
+
+
+def planned(config: Path):
+    from pipeline.build import synthesize
+    from pipeline.cache import open_cache
+    from pipeline.plan import make_plan
+
+    cfg = load_config(config)
+    cache = open_cache(cfg)
+    plan = make_plan(cfg, cache)
+    synthesize(plan, cache)
+    return plan, cache
+
+
+def test_render_to_stitches_one_chapter_with_room_tone_into_any_format(tmp_path):
+    plan, cache = planned(two_chapter_book(tmp_path))
+    with cache:
+        cp = plan.chapters[0]
+        wav = package.render_to(plan, cp, cache, tmp_path / "say.wav")
+        loud = package.render_to(plan, cp, cache, tmp_path / "say.m4a",
+                                 loudness=loudness.Target("rms", -20.0, -1.0))
+    samples = pcm_of(tmp_path / "say.wav")
+    assert len(samples) == wav["frames"]
+    head = samples[: 44100 * 600 // 1000]  # the chapter's head pause
+    assert -90 < dbfs(math.sqrt(sum(s * s for s in head) / len(head))) < -60, "room tone"
+    assert abs(loud["levels"]["rms_db"] - -20.0) < 1.0
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_segment_missing_from_the_cache_is_raised_with_every_missing_key(tmp_path, monkeypatch):
+    from pipeline.cache import open_cache
+    from pipeline.errors import SegmentMissing
+
+    plan, cache = planned(two_chapter_book(tmp_path))
+    cache.close()
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(tmp_path / "empty"))
+    with open_cache(plan.cfg) as empty, pytest.raises(SegmentMissing) as caught:
+        package.render_to(plan, plan.chapters[1], empty, tmp_path / "x.wav")
+    assert caught.value.keys == [s.key for s in plan.chapters[1].segments]
