@@ -699,7 +699,7 @@ def _marks(raw: object) -> tuple[tuple[int, int], ...]:
     """
     if not isinstance(raw, list):
         return ()
-    marks = []
+    marks: list[tuple[int, int]] = []
     for pair in raw:
         if not (isinstance(pair, list) and len(pair) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)):

@@ -19,6 +19,7 @@ from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline import files
 from pipeline.errors import InputError, Problem
 
 STRIP_SECONDS = 1  # one bar of the loudness strip
@@ -78,9 +79,7 @@ def write_review(manifest_path: Path, out_dir: Path, since_path: Path | None = N
     page = _PAGE.format(title=html.escape(str(manifest.get("title", "Audiobook"))),
                         summary=summary, chapters="\n".join(chapters))
     target = out_dir / "index.html"
-    from pipeline.audio import write_atomic
-
-    write_atomic(target, page.encode())
+    files.write_atomic(target, page.encode())
     return target
 
 
