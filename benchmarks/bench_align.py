@@ -1,67 +1,134 @@
-"""How far a character-proportional guess of sentence starts is from the truth.
+"""How close the aligner puts each joint of a packed request to where the voice really has it.
 
-The offline backend knows where each sentence starts (Audio.marks, from
-eSpeak's SENTENCE events). A backend that reports nothing (the Audio Cleaner
-API) leaves a caller to guess, typically by spreading the audio over the text
-in proportion to characters. This prints how wrong that guess is on the
-sample book's segments, spoken offline, so a subtitle or chapter-mark design
-can see what the guess costs.
+The emulator speaks with the offline engine and knows the true sentence
+starts of every task's audio (`GET /_emulator/tasks/ID/boundaries`). This
+sends packed dialogue requests (several paragraphs each, as a build packs
+them), runs the aligner on the served MP3 with no engine marks (as for the
+real service), and compares each joint with the truth:
 
-    python benchmarks/bench_align.py [audiobook.yml]
+- error: distance from the true start of the next sentence to the pause the
+  aligner cut in (0 when the true start lies inside that pause);
+- onset error: distance from the true start to the end of that pause;
+- unaligned: joints left as the voice made them;
+- cut in speech: cuts whose pause is not silent (by construction 0);
+- baseline: a character-proportional guess of each sentence start (its share
+  of the characters placed on the audio), against the same truth.
+
+    python benchmarks/bench_align.py [--requests N]
 """
 
 from __future__ import annotations
 
-import io
+import argparse
+import json
+import random
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
 
-from pipeline.cache import SegmentCache
-from pipeline.config import load_config
-from pipeline.plan import make_plan
-from pipeline.tts.base import Audio, SynthesisRequest
-from pipeline.tts.local import LocalBackend
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.audio import decode  # noqa: E402
+from pipeline.segment import atoms_of_paragraph, segment_parts, segment_text  # noqa: E402
+from pipeline.timing import SILENCE_DBFS, block_levels, lay_out  # noqa: E402
+from pipeline.tts.emulator import CREATE_PATH, GET_PATH  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pauses import dialogue_chapter  # noqa: E402
+
+PAUSES = {"sentence": 350, "line": 400, "paragraph": 600, "heading": 1200, "scene": 1500}
 
 
-def duration_ms(audio: Audio) -> int:
-    with wave.open(io.BytesIO(audio.data)) as w:
-        return w.getnframes() * 1000 // w.getframerate()
+def requests(count: int, seed: int) -> list[str]:
+    """Packed texts of 4-12 dialogue paragraphs, as the segmenter makes them."""
+    paragraphs = [p for p in dialogue_chapter(count * 12, seed).split("\n\n")
+                  if p and not p.startswith(("#", "*"))]
+    rng = random.Random(seed)
+    out, i = [], 0
+    while len(out) < count and i < len(paragraphs):
+        n = rng.randint(4, 12)
+        out.append(paragraphs[i:i + n])
+        i += n
+    return out
 
 
-def guessed_ms(text: str, offset: int, total_ms: int) -> int:
-    """A sentence start placed by its share of the characters before it."""
-    return round(total_ms * offset / max(1, len(text)))
+def run(url: str, paragraphs: list[str], client: httpx.Client) -> list[dict]:
+    atoms = tuple(a for b, text in enumerate(paragraphs)
+                  for a in atoms_of_paragraph(text, "en", 1000, block=b))
+    text = segment_text(atoms, 0, len(atoms))
+    parts = segment_parts(atoms, 0, len(atoms))
+    headers = {"api-key": "bench"}
+    body = {"text": text, "voice_id": 2072, "emotion": 0, "speed": 1, "language": "en"}
+    job = client.post(url + CREATE_PATH, json=body, headers=headers).json()["data"]["job_id"]
+    while True:
+        task = client.post(url + GET_PATH, json={"global_id": job}, headers=headers).json()["data"]
+        if task["status"] == "success":
+            break
+        time.sleep(0.05)
+    data = client.get(task["output"]).content
+    truth = client.get(f"{url}/_emulator/tasks/{job}/boundaries").json()["marks"]
+    audio = decode(data, "mp3", 44100)
+    layout = lay_out(audio, text, parts, lambda k: PAUSES.get(k, 120))
+    levels = block_levels(audio)
+    rows = []
+    for k, pause in layout.joints:
+        offset = parts[k + 1].start
+        mark = min(truth, key=lambda m: abs(m[0] - offset))
+        true_ms = mark[1] if abs(mark[0] - offset) <= 3 else None
+        if pause is None or true_ms is None:
+            rows.append({"unaligned": pause is None, "no_truth": true_ms is None})
+            continue
+        guess = len(audio) * offset / len(text)
+        inside = pause.start_ms <= true_ms <= pause.end_ms
+        error = 0 if inside else min(abs(true_ms - pause.start_ms), abs(true_ms - pause.end_ms))
+        loud = any(db >= SILENCE_DBFS for db in levels[pause.start_ms // 10:pause.end_ms // 10])
+        rows.append({"error": error, "onset": abs(true_ms - pause.end_ms), "cut_in_speech": loud,
+                     "proportional": round(abs(true_ms - guess))})
+    return rows
 
 
-def main(config: Path) -> None:
-    cfg = load_config(config)
-    with tempfile.TemporaryDirectory() as scratch, SegmentCache(Path(scratch)) as cache:
-        plan = make_plan(cfg, cache)
-    segments = [s for cp in plan.chapters for s in cp.segments]
-    backend = LocalBackend(plan.resolver.genders())
-    requests = [SynthesisRequest(s.key, s.text, s.voice, "bench") for s in segments]
-    made: list[tuple[SynthesisRequest, Audio]] = []
-    started = time.perf_counter()
-    backend.synthesize_all(requests, 2, lambda request, audio: made.append((request, audio)))
-    took = time.perf_counter() - started
-    errors = []
-    for request, audio in made:
-        total = duration_ms(audio)
-        errors += [abs(ms - guessed_ms(request.text, offset, total)) for offset, ms in audio.marks[1:]]
-    audio_s = sum(duration_ms(a) for _, a in made) / 1000
-    print(f"{len(made)} segments, {audio_s:.0f} s of audio, spoken in {took:.2f} s (2 at once)")
-    if not errors:
-        print("no segment has more than one sentence")
-        return
-    errors.sort()
-    print(f"{len(errors)} sentence starts after the first of a segment")
-    print(f"proportional guess off by: median {statistics.median(errors):.0f} ms, "
-          f"90th percentile {errors[int(0.9 * (len(errors) - 1))]} ms, worst {errors[-1]} ms")
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=3)
+    opts = parser.parse_args()
+    root = Path(__file__).resolve().parent.parent
+    emu = subprocess.Popen([sys.executable, "-m", "pipeline", "emulator", "--port", "0",
+                            "--latency", "0.05"], cwd=root, stdout=subprocess.PIPE, text=True)
+    try:
+        url = emu.stdout.readline().split()[-1]
+        rows: list[dict] = []
+        with httpx.Client(timeout=60) as client:
+            for paragraphs in requests(opts.requests, opts.seed):
+                rows += run(url, paragraphs, client)
+    finally:
+        emu.terminate()
+    aligned = [r for r in rows if "error" in r]
+    errors = sorted(r["error"] for r in aligned)
+    onsets = sorted(r["onset"] for r in aligned)
+    guesses = sorted(r["proportional"] for r in aligned)
+
+    def p99(values: list[int]) -> int:
+        return values[min(len(values) - 1, int(0.99 * len(values)))] if values else 0
+
+    print(json.dumps({
+        "joints": len(rows), "aligned": len(aligned),
+        "unaligned": sum(1 for r in rows if r.get("unaligned")),
+        "no_truth_mark": sum(1 for r in rows if r.get("no_truth")),
+        "error_ms_median": statistics.median(errors) if errors else None,
+        "error_ms_p99": p99(errors),
+        "within_60ms": round(sum(e <= 60 for e in errors) / max(1, len(errors)), 4),
+        "onset_ms_median": statistics.median(onsets) if onsets else None,
+        "onset_ms_p99": p99(onsets),
+        "cuts_in_speech": sum(1 for r in aligned if r["cut_in_speech"]),
+        "proportional_guess_ms_median": statistics.median(guesses) if guesses else None,
+        "proportional_guess_ms_p99": p99(guesses),
+    }, indent=2))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "audiobook.yml"))
+    main()

@@ -209,7 +209,7 @@ def make_audio(backend: str, identity: str, genders: dict[int, int],
 
     def store(request: SynthesisRequest, audio_out: Audio) -> None:
         cache.put(request.key, CachedAudio(audio_out.data, audio_out.format, audio_out.credits,
-                                           identity))
+                                           identity, audio_out.marks))
         report.segments_synthesized += 1
         report.credits_spent += audio_out.credits
         progress.advance()

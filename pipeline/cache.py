@@ -134,6 +134,8 @@ class CachedAudio:
     format: str  # "wav", "mp3", ... detected from the bytes
     credits: int  # what was paid for it (0 offline)
     backend: str
+    # (character offset, ms) of each sentence start the engine reported; () when none.
+    marks: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,7 @@ def entry_bytes(key: str, audio: CachedAudio) -> bytes:
         "entry_format": ENTRY_FORMAT, "key": key,
         "sha256": hashlib.sha256(audio.data).hexdigest(), "size": len(audio.data),
         "format": audio.format, "credits": audio.credits, "backend": audio.backend,
-        "created": round(time.time(), 3),
+        "created": round(time.time(), 3), "marks": [list(m) for m in audio.marks],
     }
     return json.dumps(header, sort_keys=True, separators=(",", ":")).encode() + b"\n" + audio.data
 
@@ -685,7 +687,27 @@ class SegmentCache:
 
 def _cached_audio(meta: dict, data: bytes) -> CachedAudio:
     return CachedAudio(data, str(meta.get("format", "")), int(meta.get("credits", 0)),
-                       str(meta.get("backend", "")))
+                       str(meta.get("backend", "")), _marks(meta.get("marks")))
+
+
+def _marks(raw: object) -> tuple[tuple[int, int], ...]:
+    """The engine's sentence marks from a header, or () when they are not well formed.
+
+    The checksum covers the audio, not the header, so marks are not trusted
+    blindly: anything but increasing (offset, ms) pairs of integers is dropped,
+    and the stitcher then finds the sentences in the audio itself.
+    """
+    if not isinstance(raw, list):
+        return ()
+    marks: list[tuple[int, int]] = []
+    for pair in raw:
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in pair)):
+            return ()
+        if marks and (pair[0] <= marks[-1][0] or pair[1] < marks[-1][1]):
+            return ()
+        marks.append((pair[0], pair[1]))
+    return tuple(marks)
 
 
 _LEGACY_README_MARK = "`audiobook cache prune` (drop what the\ncurrent config no longer uses)"

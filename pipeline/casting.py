@@ -11,13 +11,15 @@ resets to the chapter's settings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pipeline.book import Block, Chapter, Voice
 from pipeline.config import VOICE_CHECKS, Config
 from pipeline.errors import Problem, ValidationError
-from pipeline.segment import Run, atoms_of_paragraph
+from pipeline.segment import CUT_HEADING, Atom, Run, atoms_of_paragraph
+from pipeline.spoken import spoken_form
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
 
@@ -104,7 +106,13 @@ class VoiceResolver:
 
 def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon,
                  problems: list[Problem]) -> list[Run]:
-    """A chapter's blocks as runs of one voice between hard boundaries."""
+    """A chapter's blocks as runs of one voice; only a voice switch ends a run.
+
+    Headings and scene breaks stay inside a run (a request may cross them):
+    the atom before one carries its pause, which the stitcher lays in at the
+    aligned boundary. Each sentence is transformed (lexicon) on its own, so
+    its atoms remember the text as written.
+    """
     entry = cfg.chapters[chapter.entry]
     base = resolver.base(entry.overrides)
     current = base
@@ -115,28 +123,50 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
         problems.append(Problem(cfg.display, cfg.line_of(key) or entry.line, key, str(exc)))
         return []
     runs: list[Run] = []
-    pending: list[Block] = []
+    atoms: list[Atom] = []
+    normalize = entry.normalize if entry.normalize is not None else cfg.normalize
 
-    def flush(pause: str) -> None:
-        if pending:
-            atoms = tuple(a for b in pending for a in atoms_of_paragraph(
-                lexicon(b.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, pause, line=pending[0].line))
-            pending.clear()
+    def spoken(rewrite: Callable[[str], str], language: str, heading: bool = False
+               ) -> Callable[[str], str]:
+        """What a sentence becomes before it is sent: the user's lexicon, then spoken form.
 
-    for block in chapter.blocks:
+        The lexicon runs first so the user's entries win over the normalizer.
+        """
+        if not normalize:
+            return rewrite
+        return lambda text: spoken_form(rewrite(text), language, heading=heading)
+
+    def close(pause: str) -> None:
+        if atoms:
+            last = atoms[-1].pause
+            runs.append(Run(tuple(atoms), voice, last if last in ("heading", "scene") else pause,
+                            line=atoms[0].line))
+            atoms.clear()
+
+    def boundary(pause: str) -> None:
+        """The place after the last atom so far becomes a heading or scene boundary."""
+        if atoms:
+            atoms[-1] = replace(atoms[-1], cut=CUT_HEADING, pause=pause)
+        elif runs and pause == "scene":
+            runs[-1] = _with_pause(runs[-1], pause)
+
+    for k, block in enumerate(chapter.blocks):
         if block.kind == "paragraph":
-            pending.append(block)
+            atoms.extend(atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
+                                            spoken(lexicon, voice.language), block=k,
+                                            line=block.line))
         elif block.kind == "heading":
-            flush("heading")
-            atoms = tuple(atoms_of_paragraph(lexicon(block.text), voice.language, cfg.max_chars))
-            runs.append(Run(atoms, voice, "heading", line=block.line))
+            boundary("heading")
+            heading = atoms_of_paragraph(block.text, voice.language, cfg.max_chars,
+                                         _stopped_by(spoken(lexicon, voice.language, heading=True)),
+                                         block=k, kind="heading", line=block.line)
+            if heading:
+                heading[-1] = replace(heading[-1], cut=CUT_HEADING, pause="heading")
+                atoms.extend(heading)
         elif block.kind == "scene":
-            flush("scene")
-            if runs:
-                runs[-1] = _with_pause(runs[-1], "scene")
+            boundary("scene")
         elif block.kind == "switch":
-            flush("paragraph")
+            close("paragraph")
             changes, bad = _switch_settings(block, chapter, resolver)
             problems += bad
             if not bad:
@@ -147,21 +177,27 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
                     voice = resolver.voice(current)
                 except ValidationError as exc:
                     problems.append(Problem(chapter.source, block.line, "voice", str(exc)))
-    flush("paragraph")
+    close("paragraph")
     return runs
 
 
+def _stopped_by(rewrite: Callable[[str], str]) -> Callable[[str], str]:
+    """A heading's rewrite that ends it with a stop, so every voice pauses there."""
+    def stopped(text: str) -> str:
+        body = rewrite(text).rstrip()
+        return body if not body or body[-1] in _STOPS else body + "."
+
+    return stopped
+
+
+_STOPS = set(".!?…:;。！？")
+
+
 def _offline_voice_ids() -> frozenset[int]:
-    """The ids tts.local.offline_voices() lists (empty until the engine provides it)."""
-    try:
-        from pipeline.tts.local import offline_voices  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        return frozenset()
-    listed = offline_voices()
-    if isinstance(listed, dict):
-        listed = listed.keys()
-    ids = (v if isinstance(v, int) else getattr(v, "id", None) for v in listed)
-    return frozenset(i for i in ids if isinstance(i, int))
+    """The ids of the offline voice table (tts.local.offline_voices records)."""
+    from pipeline.tts.local import offline_voices
+
+    return frozenset(int(v["id"]) for v in offline_voices())
 
 
 def language_warnings(resolver: VoiceResolver, chapter: Chapter, runs: list[Run]) -> list[Problem]:

@@ -425,6 +425,22 @@ def say(state: State, text: str, out: Path, voice: str | None, emotion: str | No
     click.echo(f"wrote {out} ({result['credits_spent']} credit(s) spent)")
 
 
+@cli.command()
+@click.option("--since", "since", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="An older manifest.json: sentences re-made since it are marked `changed`.")
+@click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Where to write index.html (default: <output.dir>/review).")
+@common_options
+@pass_state
+def review(state: State, since: Path | None, out: Path | None) -> None:
+    """Write a static proof-listening page of the last build (opens from file://)."""
+    from pipeline.review import write_review
+
+    cfg = _config(state)
+    page = write_review(cfg.output.dir / "manifest.json", out or cfg.output.dir / "review", since)
+    click.echo(f"wrote {page}")
+
+
 @cli.group()
 def cache() -> None:
     """Inspect or trim the segment cache."""

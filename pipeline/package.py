@@ -40,7 +40,9 @@ from pipeline.loudness import (
     rms_miss,
     treatment_for,
 )
+from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes, vtt_text
 from pipeline.sources.rules import image_kind
+from pipeline.timing import Timeline, segment_pieces
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
@@ -48,8 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 
-OUTPUT_FORMAT = 3  # bump when the stitching or encoding changes
+OUTPUT_FORMAT = 4  # bump when the stitching or encoding changes (4: joints re-timed)
 BOOK_FORMAT = 2  # bump when the m4b encoding changes
+READALONG_FORMAT = 1  # bump when the read-along EPUB changes
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
 HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
 GENERATOR = "audiobook-pipeline"
@@ -99,18 +102,23 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         planned = {cp.index for cp in plan.chapters}  # credit tracks make index 0 possible
         entries = {i: e for i, e in entries.items() if i in planned}
         book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
+        readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
+                                     errors)
     finally:
         cover.remove()
     if trusted:
-        _remove_stale(out_dir, previous, entries, book)
+        _remove_stale(out_dir, previous, entries, [book, readalong])
     manifest_path = out_dir / "manifest.json"
     manifest = _manifest(plan, entries, book)
+    if readalong:
+        manifest["readalong"] = readalong
     files.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False)
                                        + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
-    if book:
-        result.outputs.append(str(out_dir / book["file"]))
+    for whole in (book, readalong):
+        if whole:
+            result.outputs.append(str(out_dir / whole["file"]))
     result.outputs.append(str(manifest_path))
     if "mp3" in cfg.output.formats:
         files.write_atomic(out_dir / "playlist.m3u", _playlist(cfg, entries).encode())
@@ -220,9 +228,10 @@ def _intact(out_dir: Path, record: dict) -> bool:
 def _entry_files(entry: dict) -> list[dict]:
     """Every file a chapter entry records: {"file", "sha256", "bytes"} each."""
     found = [entry] if entry.get("file") and entry.get("sha256") else []
-    aac = entry.get("aac")
-    if isinstance(aac, dict) and aac.get("file") != entry.get("file"):
-        found.append(aac)
+    for extra in ("aac", "vtt"):
+        record = entry.get(extra)
+        if isinstance(record, dict) and record.get("file") != entry.get("file"):
+            found.append(record)
     return found
 
 
@@ -286,7 +295,8 @@ def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> s
         "pauses": chapter_pauses(cfg).__dict__,
         "output": [cfg.output.bitrate, cfg.output.sample_rate, str(cfg.output.loudness)],
         "mp3": "mp3" in cfg.output.formats,
-        "aac": getattr(cfg.output, "m4b_bitrate", "64k") if m4b else None,
+        "vtt": "vtt" in cfg.output.formats,
+        "aac": cfg.output.m4b_bitrate if m4b else None,
         "tags": chapter_tags(plan, cp),
         "cover": cover_digest if "mp3" in cfg.output.formats else "",
         "ffmpeg": audio.ffmpeg_version(),
@@ -309,8 +319,13 @@ def chapter_tags(plan: Plan, cp: ChapterPlan) -> dict[str, str]:
 
 
 def stitch_chapter(cp: ChapterPlan, cache: SegmentCache, rate: int, head_ms: int, tail_ms: int,
-                   pauses: Any, directory: Path, tone: bool) -> audio.Stitched:
-    """The chapter's segments, trimmed, joined with its pauses into raw PCM.
+                   pauses: Any, directory: Path, tone: bool,
+                   timeline: Timeline | None = None) -> audio.Stitched:
+    """The chapter's segments joined with its pauses into raw PCM, every joint re-timed.
+
+    Each segment is laid out by pipeline.timing: the joints inside it (sentence,
+    paragraph, heading and scene ends) are found in its audio and given their
+    configured pauses, and its sentences are timed into `timeline`.
 
     Raises SegmentMissing (every missing key at once) when the cache lacks
     or has lost a segment, so build() can re-make them and render again.
@@ -318,16 +333,21 @@ def stitch_chapter(cp: ChapterPlan, cache: SegmentCache, rate: int, head_ms: int
     missing = [s.key for s in cp.segments if s.key not in cache]
     if missing:
         raise SegmentMissing(list(dict.fromkeys(missing)))
+    line = timeline if timeline is not None else Timeline(cp.index, rate, [])
 
     def parts():
+        line.advance(head_ms)
         yield head_ms
         for k, seg in enumerate(cp.segments):
             stored = cache.get(seg.key)
             if stored is None:  # damaged, or pruned by another process mid-build
                 raise SegmentMissing([seg.key])
-            yield audio.trim(audio.decode(stored.data, stored.format, rate))
-            last = k == len(cp.segments) - 1
-            yield tail_ms if last else pauses.ms(seg.pause_after)
+            yield from segment_pieces(line, seg.key, seg.text, seg.parts,
+                                      audio.decode(stored.data, stored.format, rate), pauses.ms,
+                                      stored.marks)
+            gap = tail_ms if k == len(cp.segments) - 1 else pauses.ms(seg.pause_after)
+            line.advance(gap)
+            yield gap
 
     return audio.stitch(parts(), rate, directory, tone=tone)
 
@@ -369,8 +389,9 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     aac = out_dir / job.aac if job.aac else None
     # Pauses stay digital silence here: the encoder lays room tone under the
     # whole chapter after the gain, so its level is the same in every file.
+    timeline = Timeline(cp.index, rate, [])
     stitched = stitch_chapter(cp, cache, rate, pauses.chapter_head_ms, pauses.chapter_tail_ms,
-                              pauses, out_dir, tone=False)
+                              pauses, out_dir, tone=False, timeline=timeline)
     try:
         _refuse_too_long(target, cp, stitched)
         treatment = treatment_for(target, stitched, audio.raw_levels(stitched.path, rate))
@@ -379,7 +400,7 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
         def encode(t: audio.Treatment) -> audio.Levels:
             return audio.encode_chapter(stitched, t, mp3=mp3, bitrate=cfg.output.bitrate,
                                         tags=tags, cover=cover, aac=aac,
-                                        aac_bitrate=getattr(cfg.output, "m4b_bitrate", "64k"))
+                                        aac_bitrate=cfg.output.m4b_bitrate)
 
         levels = encode(treatment)
         miss = rms_miss(target, levels)
@@ -389,7 +410,15 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
             levels = encode(replace(treatment, gain_db=round(treatment.gain_db + miss, 3)))
     finally:
         stitched.path.unlink(missing_ok=True)
-    return _manifest_entry(job, out_dir, stitched.frames, levels)
+    entry = _manifest_entry(job, out_dir, stitched.frames, levels)
+    if "vtt" in cfg.output.formats:
+        cues = f"{_chapter_stem(plan, cp)}.vtt"
+        files.write_atomic(out_dir / cues,
+                           vtt_text([Sentence.from_json(x) for x in timeline.sentences]).encode())
+        entry["vtt"] = _file_record(out_dir, cues)
+    entry.update(sentences=timeline.sentences, boundaries_aligned=timeline.aligned,
+                 boundaries_unaligned=timeline.unaligned)
+    return entry
 
 
 def _refuse_too_long(target: Target, cp: ChapterPlan, stitched: audio.Stitched) -> None:
@@ -609,7 +638,7 @@ def book_output_key(plan: Plan, entries: list[dict], cover_digest: str) -> str:
         "chapters": [[e["output_key"], e["title"], e["aac"]["sha256"]] for e in entries],
         "tags": book_tags(cfg),
         "cover": cover_digest,
-        "output": [getattr(cfg.output, "m4b_bitrate", "64k"), cfg.output.sample_rate],
+        "output": [cfg.output.m4b_bitrate, cfg.output.sample_rate],
         "ffmpeg": audio.ffmpeg_version(),
     })
 
@@ -664,19 +693,63 @@ def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str) ->
 
 
 def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
-                  book: dict | None) -> None:
-    """Delete files this book wrote earlier and no longer has (only those, unchanged)."""
+                  wholes: list[dict | None]) -> None:
+    """Delete files this book wrote earlier and no longer has (only those, unchanged).
+
+    wholes: the book-wide outputs of this build (the m4b, the read-along EPUB).
+    """
     keep = {f["file"] for e in entries.values() for f in _entry_files(e)}
-    if book:
-        keep.add(book["file"])
+    keep |= {w["file"] for w in wholes if w}
     old = [f for e in previous.get("chapters", []) if isinstance(e, dict)
            for f in _entry_files(e)]
-    if isinstance(previous.get("book"), dict):
-        old.append(previous["book"])
+    old += [previous[k] for k in ("book", "readalong") if isinstance(previous.get(k), dict)]
     for record in old:
         name = record.get("file")
         if isinstance(name, str) and name not in keep:
             files.remove_owned(out_dir, name, record.get("sha256"))
+
+
+def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
+                     force: bool, errors: list) -> dict | None:
+    """The read-along EPUB's manifest entry, writing the file when it is out of date."""
+    cfg = plan.cfg
+    if "epub" not in cfg.output.formats:
+        return None
+    old = old if isinstance(old, dict) else None
+    current = _current_entries(plan, entries, cover.digest)
+    if current is None or errors:
+        log.info("no read-along epub written: not every chapter has current audio%s",
+                 " (the old one is kept)" if old else "")
+        return old
+    name = f"{slugify(cfg.title, 'audiobook')}.epub"
+    picture = cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None
+    info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg), picture,
+                    cfg.narrator_name)
+    key = _digest({"format": READALONG_FORMAT, "cover": cover.digest,
+                   "info": [info.title, info.author, info.language, info.narrator],
+                   "chapters": [[e["output_key"], e["title"]] for e in current]})
+    if (not force and old and old.get("output_key") == key and old.get("file") == name
+            and _intact(cfg.output.dir, old)):
+        return old
+    chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / _audio_of(e),
+                            e["duration_ms"],
+                            tuple(Sentence.from_json(x) for x in e.get("sentences", [])))
+                for e in current]
+    files.write_atomic(cfg.output.dir / name, epub_bytes(info, chapters))
+    return {**_file_record(cfg.output.dir, name), "output_key": key}
+
+
+def _audio_of(entry: dict) -> str:
+    """The chapter's MP3 when the book has them, else its AAC stream (.chapters/)."""
+    name = entry.get("file", "")
+    return name if name.endswith(".mp3") else entry.get("aac", {}).get("file", name)
+
+
+def _book_identifier(cfg: Config) -> str:
+    """A stable identifier for the read-along EPUB: the same book gets the same one."""
+    import uuid
+
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'audiobook:{cfg.title}:{cfg.author}')}"
 
 
 # ------------------------------------------------------------------ manifest, playlist

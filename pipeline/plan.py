@@ -194,9 +194,6 @@ def credit_tracks(cfg: Config) -> tuple[Chapter | None, Chapter | None]:
     Title, author and narrator, read by the narrator (no chapter overrides):
     their own short tracks, first (00) and last, in the M4B as chapters too.
     """
-    wanted = getattr(cfg, "credits", None)  # the config branch adds cfg.credits
-    if wanted is None:
-        return None, None
     by = [f"Written by {cfg.author}." if cfg.author else "",
           f"Narrated by {cfg.narrator_name}." if cfg.narrator_name else ""]
 
@@ -206,8 +203,8 @@ def credit_tracks(cfg: Config) -> tuple[Chapter | None, Chapter | None]:
 
     opening = track("Opening Credits", [f"{cfg.title}.", *by])
     closing = track("Closing Credits", ["The end.", f"You have been listening to {cfg.title}.", *by])
-    return (opening if getattr(wanted, "opening", False) else None,
-            closing if getattr(wanted, "closing", False) else None)
+    return (opening if cfg.credits.opening else None,
+            closing if cfg.credits.closing else None)
 
 
 def _narrator_only(cfg: Config) -> Config:

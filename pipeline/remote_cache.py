@@ -64,7 +64,7 @@ def remote_location(cfg: Config | None) -> Location | None:
     env = os.environ.get(ENV, "").strip()
     if env:
         return parse_location(env, ENV)
-    configured = getattr(cfg, "cache_remote", None) if cfg is not None else None
+    configured = cfg.cache_remote if cfg is not None else None
     if configured:
         return parse_location(str(configured), "audiobook.yml: cache.remote")
     return None

@@ -46,6 +46,9 @@ CREDIT_CHARS = 100
 
 # What a cut after an atom costs in naturalness (a tie-breaker after credits).
 CUT_PARAGRAPH, CUT_LINE, CUT_SENTENCE, CUT_CLAUSE, CUT_WORD, CUT_HARD = 0, 1, 2, 10, 40, 200
+# Headings and scene breaks are the most natural cuts of all, but a request
+# may cross them (same voice): their pause is laid in at the aligned boundary.
+CUT_HEADING = CUT_SCENE = 0
 
 _PYSBD_LANG = {
     "en": "en", "all": "en", "zh": "zh", "zh_yue": "zh", "ja": "ja", "ar": "ar",
@@ -82,6 +85,27 @@ class Atom:
     text: str
     sep: str  # what follows it inside a segment
     cut: int  # naturalness penalty of a cut right after it
+    # Where it comes from, for sentence timings and read-along text. source is
+    # the sentence as written (before lexicon and spoken form) on the first
+    # atom of a sentence, "" on the pieces that continue a long one.
+    source: str = ""
+    block: int = -1  # index of its heading or paragraph in the chapter
+    kind: str = "paragraph"  # "heading" | "paragraph"
+    line: int | None = None
+    pause: str = ""  # the pause kind after it when a cut or boundary falls there
+
+
+@dataclass(frozen=True)
+class Part:
+    """One atom's place in a segment: where its text is, and what it was in the source."""
+
+    start: int  # character offsets in the segment's text
+    end: int
+    source: str
+    block: int
+    kind: str
+    line: int | None
+    pause_after: str  # the pause kind at its end ("" for the segment's last part)
 
 
 @dataclass(frozen=True)
@@ -101,6 +125,7 @@ class Segment:
     voice: Voice
     pause_after: str  # a pause kind: see Pauses in config.py
     line: int | None = None
+    parts: tuple[Part, ...] = ()
 
     @property
     def characters(self) -> int:
@@ -262,19 +287,34 @@ def _split_keep_sep(text: str, splitter: re.Pattern[str]) -> list[tuple[str, str
     return [p for p in parts if p[0]]
 
 
-def atoms_of_paragraph(text: str, language: str, max_chars: int) -> list[Atom]:
-    """Atoms of one paragraph; its last atom ends with a paragraph cut."""
+def atoms_of_paragraph(text: str, language: str, max_chars: int,
+                       transform: Callable[[str], str] = lambda t: t, *, block: int = -1,
+                       kind: str = "paragraph", line: int | None = None) -> list[Atom]:
+    """Atoms of one paragraph; its last atom ends with a paragraph cut.
+
+    Sentences are found in the source text, then each is transformed (lexicon,
+    spoken form) on its own, so every atom knows the sentence it was written as.
+    """
     atoms: list[Atom] = []
     lines = text.split("\n")
-    for li, line in enumerate(lines):
-        sentences = split_sentences(line, language)
+    for li, line_text in enumerate(lines):
+        sentences = split_sentences(line_text, language)
         for si, (sentence, sep) in enumerate(sentences):
             last_in_line = si == len(sentences) - 1
             if last_in_line:
-                sep, cut = "\n", CUT_PARAGRAPH if li == len(lines) - 1 else CUT_LINE
+                last_line = li == len(lines) - 1
+                sep, cut = "\n", CUT_PARAGRAPH if last_line else CUT_LINE
+                pause = "paragraph" if last_line else "line"
             else:
-                cut = CUT_SENTENCE
-            atoms.extend(_split_long(sentence, sep, cut, max_chars))
+                cut, pause = CUT_SENTENCE, "sentence"
+            spoken = transform(sentence).strip()
+            if not spoken:
+                continue
+            pieces = _split_long(spoken, sep, cut, max_chars)
+            for k, piece in enumerate(pieces):
+                atoms.append(Atom(piece.text, piece.sep, piece.cut,
+                                  source=sentence if k == 0 else "", block=block, kind=kind,
+                                  line=line, pause=pause if k == len(pieces) - 1 else "clause"))
     return atoms
 
 
@@ -366,12 +406,29 @@ def segment_runs(
             if k == len(ranges) - 1:
                 pause = run.pause_after
             else:
-                pause = _CUT_PAUSE.get(run.atoms[j - 1].cut, "clause")
+                last = run.atoms[j - 1]
+                pause = last.pause or _CUT_PAUSE.get(last.cut, "clause")
             if not is_speakable(text):
                 # Emoji or punctuation only: never sent. Its pause stays with the text before.
                 if kept:
                     segments[-1] = replace(segments[-1], pause_after=pause)
                 continue
-            segments.append(Segment(key_for(run.voice, text), text, run.voice, pause, run.line))
+            segments.append(Segment(key_for(run.voice, text), text, run.voice, pause,
+                                    run.atoms[i].line or run.line,
+                                    segment_parts(run.atoms, i, j)))
             kept += 1
     return segments
+
+
+def segment_parts(atoms: tuple[Atom, ...], start: int, end: int) -> tuple[Part, ...]:
+    """Where each atom of atoms[start:end] lies in segment_text(atoms, start, end)."""
+    parts = []
+    pos = 0
+    for k in range(start, end):
+        atom = atoms[k]
+        last = k == end - 1
+        pause = "" if last else (atom.pause or _CUT_PAUSE.get(atom.cut, "clause"))
+        parts.append(Part(pos, pos + len(atom.text), atom.source, atom.block, atom.kind,
+                          atom.line, pause))
+        pos += len(atom.text) + len(atom.sep)
+    return tuple(parts)

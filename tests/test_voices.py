@@ -104,11 +104,16 @@ def test_switches_move_paragraphs_between_cast_voices(cast_project):
     cache = open_cache(cfg)
     segments = make_plan(cfg, cache).as_json()["chapters"][0]["segments"]
     cache.close()
-    settings = {s["text"]: (s["voice"], s["emotion"], s["speed"]) for s in segments}
-    assert settings["The narrator begins."] == (2072, 0, 1.0)
-    assert settings['"You have been in Afghanistan, I perceive."'] == (2080, 8, 1.0)
-    assert settings['"Still Holmes, but sadder and slower."'] == (2080, 3, 0.9)
-    assert settings["The narrator ends."] == (2072, 0, 1.0)
+
+    def settings(text: str) -> tuple:
+        # A heading may share its request with the paragraph after it; a switch never does.
+        (found,) = [(s["voice"], s["emotion"], s["speed"]) for s in segments if text in s["text"]]
+        return found
+
+    assert settings("The narrator begins.") == (2072, 0, 1.0)
+    assert settings('"You have been in Afghanistan, I perceive."') == (2080, 8, 1.0)
+    assert settings('"Still Holmes, but sadder and slower."') == (2080, 3, 0.9)
+    assert settings("The narrator ends.") == (2072, 0, 1.0)
 
 
 def test_unknown_voice_gets_exit_2_with_a_suggestion(project, tmp_path):

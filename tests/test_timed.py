@@ -1,0 +1,150 @@
+"""Timed narration through the real build: pauses inside packed requests, sentence timings,
+cues that match the audio, the read-along EPUB and the review page of a real build."""
+
+from __future__ import annotations
+
+import audioop
+import json
+import math
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.audio import ffmpeg_path
+from tests.conftest import run_cli
+from tests.emulator_helpers import emulator, remote_env
+from tests.readers import epubcheck
+
+RATE, BLOCK_MS, SILENT_DB = 16000, 10, -55.0
+
+LINES = ["“Is the lamp lit?”", "“Not yet. The wick wants trimming.”",
+         "She set the kettle on the stove. “Then trim it, and quickly,” she said.",
+         "“You never could leave a thing alone.”", "He did not answer at once.",
+         "“Hold the light steady. Count the flashes.”", "“It's only the sea,” said Tobin."]
+
+
+def dialogue(paragraphs: int) -> str:
+    body = ["# The Long Night", ""]
+    for n in range(paragraphs):
+        if n == paragraphs // 2:
+            body += ["## Later", ""]
+        body += [LINES[n % len(LINES)], ""]
+    return "\n".join(body)
+
+
+CONFIG = """\
+title: Timed Book
+author: A. Writer
+{backend}
+output: {{formats: [mp3, vtt, epub], loudness: none}}
+chapters: [ch/01.md]
+"""
+
+
+def levels(path: Path) -> list[float]:
+    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(RATE),
+                          "-f", "s16le", "-"], capture_output=True, check=True).stdout
+    step = RATE * BLOCK_MS // 1000 * 2
+    return [-120.0 if (r := audioop.rms(raw[i:i + step], 2)) == 0 else 20 * math.log10(r / 32768)
+            for i in range(0, len(raw) - step + 1, step)]
+
+
+def long_pauses(lv: list[float], min_ms: int = 550) -> int:
+    """Silent stretches of at least min_ms strictly inside the audio (not head or tail)."""
+    count, start = 0, None
+    for i, db in enumerate(lv):
+        if db < SILENT_DB and start is None:
+            start = i
+        elif db >= SILENT_DB and start is not None:
+            count += start > 0 and (i - start) * BLOCK_MS >= min_ms
+            start = None
+    return count
+
+
+def check_timed_chapter(build: Path) -> dict:
+    manifest = json.loads((build / "manifest.json").read_text())
+    entry = manifest["chapters"][0]
+    sentences = entry["sentences"]
+    lv = levels(build / entry["file"])
+    boundaries = sum(1 for a, b in zip(sentences, sentences[1:]) if a["block"] != b["block"])
+    paragraphs = len({s["block"] for s in sentences})
+    assert len(entry["segments"]) < paragraphs / 3  # the requests really were packed
+    # Every paragraph and heading joint is heard as a pause, and no other place is.
+    assert long_pauses(lv) == boundaries
+    quiet_gaps = sum(all(db < SILENT_DB for db in lv[(a["end_ms"] + 20) // BLOCK_MS:
+                                                      (b["start_ms"] - 20) // BLOCK_MS])
+                     for a, b in zip(sentences, sentences[1:]))
+    voiced_cues = sum(any(db > -40 for db in lv[s["start_ms"] // BLOCK_MS:s["end_ms"] // BLOCK_MS])
+                      for s in sentences)
+    assert quiet_gaps >= 0.97 * (len(sentences) - 1)
+    assert voiced_cues >= 0.97 * len(sentences)
+    cues = (build / Path(entry["file"]).with_suffix(".vtt")).read_text()
+    assert cues.count(" --> ") == len(sentences)
+    assert "“Is the lamp lit?”" in cues  # cue text as written in the source
+    return entry
+
+
+@pytest.mark.slow
+def test_offline_build_times_every_sentence_and_pauses_every_paragraph(project, tmp_path):
+    project(CONFIG.format(backend="backend: local"), {"ch/01.md": dialogue(24)})
+    done = run_cli("build", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    entry = check_timed_chapter(tmp_path / "build")
+    assert entry["boundaries_unaligned"] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "build").iterdir() if p.is_file()}
+    again = run_cli("build", "--json", cwd=tmp_path)
+    assert json.loads(again.stdout)["chapters_written"] == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "build").iterdir()
+            if p.is_file()} == before  # a no-op build writes nothing, new outputs included
+
+
+@pytest.mark.slow
+def test_emulator_build_aligns_the_services_audio(project, tmp_path):
+    project(CONFIG.format(backend="backend: audiocleaner"), {"ch/01.md": dialogue(24)})
+    with emulator(latency=0.05, audio_kind="speech") as emu:
+        done = run_cli("build", "--json", cwd=tmp_path, env=remote_env(emu.url))
+    assert done.returncode == 0, done.stderr
+    check_timed_chapter(tmp_path / "build")
+
+
+@pytest.mark.slow
+def test_read_along_epub_and_cues_of_a_build_are_valid_and_reproducible(project, tmp_path):
+    project(CONFIG.format(backend="backend: local"), {"ch/01.md": dialogue(8)})
+    assert run_cli("build", cwd=tmp_path).returncode == 0
+    build = tmp_path / "build"
+    epub = build / "timed-book.epub"
+    result = epubcheck(epub)
+    assert "0 fatals / 0 errors / 0 warnings" in result.stdout + result.stderr, result.stdout
+    entry = json.loads((build / "manifest.json").read_text())["chapters"][0]
+    with zipfile.ZipFile(epub) as z:
+        smil = z.read("EPUB/smil/001.smil").decode()
+    clips = re.findall(r'clipBegin="0:(\d\d):(\d\d\.\d+)" clipEnd="0:(\d\d):(\d\d\.\d+)"', smil)
+    assert len(clips) == len(entry["sentences"])
+    for m1, s1, m2, s2 in clips:  # every clip lies inside the audio file it names
+        assert 0 <= int(m1) * 60 + float(s1) < int(m2) * 60 + float(s2) <= entry["duration_ms"] / 1000
+    first = {p.name: p.read_bytes() for p in build.iterdir() if p.is_file()}
+    shutil.rmtree(build)
+    assert run_cli("build", cwd=tmp_path).returncode == 0
+    assert {p.name: p.read_bytes() for p in build.iterdir() if p.is_file()} == first
+
+
+@pytest.mark.slow
+def test_review_since_marks_the_edited_sentence_changed(project, tmp_path):
+    text = dialogue(40)  # a few requests: the edit re-makes one of them
+    project(CONFIG.format(backend="backend: local"), {"ch/01.md": text})
+    assert run_cli("build", cwd=tmp_path).returncode == 0
+    old = tmp_path / "old-manifest.json"
+    shutil.copy(tmp_path / "build" / "manifest.json", old)
+    (tmp_path / "ch" / "01.md").write_text(text.replace("He did not answer at once.",
+                                                        "He did not answer for a long time.", 1))
+    assert run_cli("build", cwd=tmp_path).returncode == 0
+    done = run_cli("review", "--since", str(old), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page = (tmp_path / "build" / "review" / "index.html").read_text()
+    assert re.search(r'class="s changed"[^>]*>He did not answer for a long time\.', page)
+    assert re.search(r'class="s"[^>]*>“Is the lamp lit\?”', page)  # far from the edit: unchanged
+    assert "sentence(s) changed" in page
