@@ -190,7 +190,7 @@ def encode_file(pcm: Stitched, out: Path, bitrate: str, treatment: Treatment | N
     suffix = out.suffix.lower()
     codec = {".mp3": ["-c:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3"],
              ".wav": ["-c:a", "pcm_s16le", "-f", "wav"],
-             ".m4a": ["-c:a", "aac", "-b:a", bitrate, "-f", "mp4"]}[suffix]
+             ".m4a": ["-c:a", "aac", "-b:a", bitrate, "-movflags", "+faststart", "-f", "mp4"]}[suffix]
     graph = (treatment or Treatment(floor_db=SILENCE_DB)).graph(pcm.rate, 1)
     with files.atomic_output(out) as tmp:
         return _encode(pcm, graph, [["-map", "[out0]", *codec, "-y", str(tmp)]])

@@ -113,13 +113,14 @@ def test_an_edited_source_is_read_again(memo_project, monkeypatch):
     monkeypatch.setattr(pipeline.plan, "load_entry", lambda e: read.append(e.display) or real(e))
     (memo_project.parent / "two.md").write_text("# Two\n\nThe stair was very dark.\n")
     texts = [s["text"] for c in _plan(memo_project).as_json()["chapters"] for s in c["segments"]]
-    assert read == ["two.md"] and "The stair was very dark." in texts
+    # A heading shares its request with the paragraph after it.
+    assert read == ["two.md"] and any("The stair was very dark." in t for t in texts)
 
 
 def test_a_config_change_plans_afresh(memo_project):
     memo_project.write_text(memo_project.read_text().replace("lantern", "torch"))
     texts = [s["text"] for c in _plan(memo_project).as_json()["chapters"] for s in c["segments"]]
-    assert "The torch was lit." in texts
+    assert any("The torch was lit." in t for t in texts)
 
 
 def test_a_segment_gone_from_the_cache_plans_afresh(memo_project, monkeypatch):
