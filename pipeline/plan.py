@@ -23,7 +23,7 @@ from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
 from pipeline.lexicon import compile_lexicon
-from pipeline.segment import Segment, credits_for, segment_runs
+from pipeline.segment import Part, Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
 from pipeline.sources.select import select_positions
 from pipeline.sources.text import normalize
@@ -244,7 +244,7 @@ def _entry_results(entry: ChapterEntry, memo: PlanMemo, packed, cached: frozense
 
 # ------------------------------------------------------------------ the plan memo
 
-MEMO_FORMAT = 1
+MEMO_FORMAT = 2  # 2: segments keep their parts
 
 
 class PlanMemo:
@@ -286,8 +286,9 @@ class PlanMemo:
             if data.get("key") != key:
                 return None
             return [_Packed(c["title"], c["source"],
-                            tuple(Segment(k, t, Voice(*v), p, line) for k, t, v, p, line
-                                  in c["segments"]),
+                            tuple(Segment(k, t, Voice(*v), p, line,
+                                          tuple(Part(*part) for part in parts))
+                                  for k, t, v, p, line, parts in c["segments"]),
                             tuple(Problem(*w) for w in c["warnings"]))
                     for c in data["chapters"]]
         except (OSError, ValueError, KeyError, TypeError):
@@ -296,7 +297,8 @@ class PlanMemo:
     def put(self, entry: ChapterEntry, key: str, results: list[_Packed]) -> None:
         data = {"key": key, "chapters": [
             {"title": r.title, "source": r.source,
-             "segments": [[s.key, s.text, astuple(s.voice), s.pause_after, s.line]
+             "segments": [[s.key, s.text, astuple(s.voice), s.pause_after, s.line,
+                           [astuple(part) for part in s.parts]]
                           for s in r.segments],
              "warnings": [astuple(w) for w in r.warnings]}
             for r in results]}

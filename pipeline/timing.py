@@ -78,6 +78,7 @@ class Layout:
 def lay_out(audio: AudioSegment, text: str, parts: Sequence[Part],
             pause_ms: Callable[[str], int], marks: Sequence[tuple[int, int]] = ()) -> Layout:
     """Speech pieces and pauses for one segment, with every part's time in the result."""
+    parts = parts or _whole(text)
     levels = block_levels(audio)
     voiced = [i for i, db in enumerate(levels) if db > VOICE_DBFS]
     if not voiced:
@@ -90,6 +91,11 @@ def lay_out(audio: AudioSegment, text: str, parts: Sequence[Part],
     else:
         found = _by_prior(joints, parts, text, speech, pauses)
     return _assemble(audio, parts, speech, joints, found, pause_ms, marks)
+
+
+def _whole(text: str) -> tuple[Part, ...]:
+    """A segment that knows nothing of its sentences: one part, the whole text."""
+    return (Part(0, len(text), text, -1, "paragraph", None, ""),)
 
 
 def block_levels(audio: AudioSegment) -> list[float]:
@@ -406,6 +412,7 @@ def segment_pieces(timeline: Timeline, key: str, text: str, parts: Sequence[Part
                    audio: AudioSegment, pause_ms: Callable[[str], int],
                    marks: Sequence[tuple[int, int]] = ()):
     """One segment's speech and inner pauses, its sentences added to the timeline."""
+    parts = parts or _whole(text)
     layout = lay_out(audio, text, parts, pause_ms, marks)
     timeline.aligned += layout.aligned
     timeline.unaligned += layout.unaligned
