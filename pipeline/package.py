@@ -679,14 +679,21 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 
 
-def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str) -> list[dict] | None:
-    """Every chapter's entry if all have current AAC on disk, else None."""
+def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str,
+                     part: str = "aac") -> list[dict] | None:
+    """Every chapter's entry if all have current audio on disk, else None.
+
+    part: which audio the caller joins, "aac" (the m4b) or "audio" (the chapter
+    MP3, else its AAC: the read-along EPUB).
+    """
     out_dir = plan.cfg.output.dir
     current = []
     for cp in plan.chapters:
         e = entries.get(cp.index)
+        record = (e.get("aac") if part == "aac" or not str(e.get("file", "")).endswith(".mp3")
+                  else e) if e else None
         if (not e or e.get("output_key") != chapter_output_key(plan, cp, cover_digest)
-                or not isinstance(e.get("aac"), dict) or not _intact(out_dir, e["aac"])):
+                or not isinstance(record, dict) or not _intact(out_dir, record)):
             return None
         current.append(e)
     return current
@@ -716,7 +723,7 @@ def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cov
     if "epub" not in cfg.output.formats:
         return None
     old = old if isinstance(old, dict) else None
-    current = _current_entries(plan, entries, cover.digest)
+    current = _current_entries(plan, entries, cover.digest, part="audio")
     if current is None or errors:
         log.info("no read-along epub written: not every chapter has current audio%s",
                  " (the old one is kept)" if old else "")
