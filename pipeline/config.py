@@ -499,6 +499,13 @@ def _acx_needs(values: dict[str, Any], at: At) -> None:
         at.child("sample_rate").add("ACX needs 44100 Hz; set 44100 or loudness: none")
 
 
+def _epub_needs_mp3(values: dict[str, Any], at: At) -> None:
+    """The read-along EPUB carries the chapter MP3s (an EPUB 3 core audio type)."""
+    if "epub" in values["formats"] and "mp3" not in values["formats"]:
+        at.child("formats").add("epub needs mp3 too: the read-along EPUB carries the chapter "
+                                "MP3s; add mp3 to output.formats")
+
+
 Hook = Callable[[dict[str, Any], At], None]
 
 
@@ -676,7 +683,7 @@ SCHEMA: dict[str, Option] = {
     "lexicon_file": Option(None, _check_lexicon_file, "a YAML or JSON file of more lexicon entries"),
     "normalize": Option(True, check_bool, "say numbers, money, dates and abbreviations in words"),
     "credits": Option({}, section(Credits), "opening, closing: read credits (default false)"),
-    "output": Option({}, section(Output, (_acx_needs,)),
+    "output": Option({}, section(Output, (_acx_needs, _epub_needs_mp3)),
                      "dir, formats, bitrate, m4b_bitrate, sample_rate, loudness"),
     "cache": Option({}, section(Cache), "dir: where segment audio is kept; remote: s3://..."),
     "chapters": Option(None, _check_chapters, "the chapters, in order: each a source and overrides",

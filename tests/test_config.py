@@ -749,3 +749,11 @@ def test_ordinary_output_folders_are_allowed(project, value):
 def test_cover_images_are_known_by_their_bytes(project, name, head):
     cfg = load_config(project(f"cover: {name}\nchapters: [chapters/01.md]\n", {**CHAPTER, name: head}))
     assert cfg.cover is not None and cfg.cover.name == name
+
+
+def test_a_read_along_epub_needs_the_chapter_mp3s(project):
+    path = project("output: {formats: [m4b, epub]}\nchapters: [one.md]\n", {"one.md": "Text.\n"})
+    problem = one(path)
+    assert (problem.key, problem.line) == ("output.formats", 1)
+    assert "add mp3 to output.formats" in problem.message
+    load_config(project("output: {formats: [mp3, epub]}\nchapters: [one.md]\n", {"one.md": "Hi.\n"}))
