@@ -55,6 +55,7 @@ def test_meter_finds_rms_peak_head_and_tail_of_a_known_signal():
     assert lv.floor_db == audio.SILENCE_DB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loudness,kind", [("rms:-18", "rms"), (-20.0, "lufs")])
 def test_finished_chapter_hits_the_target_with_peaks_limited(tmp_path, loudness, kind):
     pcm = write_raw(tmp_path / "in.raw", [0] * RATE + speechlike(12.0) + [0] * (2 * RATE))

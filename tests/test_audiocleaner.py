@@ -84,6 +84,7 @@ class RecordingJournal(MemoryJournal):
 # ------------------------------------------------------------------ against the emulator
 
 
+@pytest.mark.slow
 def test_each_request_is_made_once_downloaded_checked_and_paid_by_the_guide():
     reqs = requests_for(5, length=150)
     with emulator(latency=0.05) as emu:
@@ -98,6 +99,7 @@ def test_each_request_is_made_once_downloaded_checked_and_paid_by_the_guide():
     assert client.identity() == f"audiocleaner:{emu.url.rstrip('/')}"  # its own URL, not the env
 
 
+@pytest.mark.slow
 def test_a_task_is_journaled_before_its_first_poll_and_dropped_once_stored(monkeypatch):
     journal = RecordingJournal()
     order: list[tuple[str, str]] = []
@@ -124,6 +126,7 @@ def test_a_task_is_journaled_before_its_first_poll_and_dropped_once_stored(monke
     assert len(order) == 4 and journal.pending_keys() == set()
 
 
+@pytest.mark.slow
 def test_a_journaled_task_is_polled_not_paid_for_again():
     journal = MemoryJournal()
     reqs = requests_for(3)
@@ -138,6 +141,7 @@ def test_a_journaled_task_is_polled_not_paid_for_again():
     assert journal.pending_keys() == set()
 
 
+@pytest.mark.slow
 def test_a_journal_entry_for_another_service_is_not_resumed():
     journal = MemoryJournal()
     reqs = requests_for(1)
@@ -148,6 +152,7 @@ def test_a_journal_entry_for_another_service_is_not_resumed():
     assert client.stats()["tasks_resumed"] == 0 and client.stats()["tasks_created"] == 1
 
 
+@pytest.mark.slow
 def test_a_journaled_task_the_service_forgot_is_created_anew():
     journal = MemoryJournal()
     reqs = requests_for(1)
@@ -163,6 +168,7 @@ SUSPENDED, DORMANT = "key-7c1e-suspended", "key-93ab-dormant"
 
 @pytest.mark.parametrize("key, code", [("key-5d2f-unknown", 101002), (SUSPENDED, 101005),
                                        (DORMANT, 101006)])
+@pytest.mark.slow
 def test_auth_errors_stop_at_once_without_retrying(key, code):
     with emulator(api_keys=(KEY, SUSPENDED, DORMANT), disabled_keys=(SUSPENDED,),
                   unenabled_keys=(DORMANT,)) as emu:
@@ -174,6 +180,7 @@ def test_auth_errors_stop_at_once_without_retrying(key, code):
     assert key not in str(caught.value)
 
 
+@pytest.mark.slow
 def test_no_credit_stops_the_build_saying_what_the_rest_needs():
     reqs = requests_for(5)  # 1 credit each
     with emulator(latency=0.02, credits=3) as emu:
@@ -187,6 +194,7 @@ def test_no_credit_stops_the_build_saying_what_the_rest_needs():
     assert "needs 2 credit(s) for 2 segment(s)" in str(error) and error.code == 100100
 
 
+@pytest.mark.slow
 def test_the_window_shrinks_to_the_service_concurrency_limit():
     reqs = requests_for(12)
     with emulator(latency=0.1, concurrency=2) as emu:
@@ -200,6 +208,7 @@ def test_the_window_shrinks_to_the_service_concurrency_limit():
     assert stats["rejected_concurrency"] <= 12
 
 
+@pytest.mark.slow
 def test_rate_limit_answers_are_retried():
     reqs = requests_for(3)
     with emulator(latency=0.02, rate_limit=3) as emu:
@@ -221,6 +230,7 @@ def test_a_task_that_keeps_failing_fails_the_build_naming_its_segment():
     assert stats["tasks_created"] == 3 and stats["credits_charged"] == 0
 
 
+@pytest.mark.slow
 def test_failures_and_faults_still_make_each_segment_exactly_once():
     # 40 tasks: 20% failures surely strike (0.8^40 < 0.01%) in any order of draws.
     reqs = requests_for(40)
@@ -234,6 +244,7 @@ def test_failures_and_faults_still_make_each_segment_exactly_once():
     assert client.stats()["retries"] >= 1 and client.stats()["tasks_failed_retried"] >= 1
 
 
+@pytest.mark.slow
 def test_retries_of_creates_that_may_have_taken_effect_are_counted():
     reqs = requests_for(6)
     with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
@@ -245,6 +256,7 @@ def test_retries_of_creates_that_may_have_taken_effect_are_counted():
     assert stats["tasks_created"] == 6 + stats["lost_responses"]  # the case no client can fix
 
 
+@pytest.mark.slow
 def test_the_poll_deadline_names_the_task_and_keeps_it_journaled():
     journal = MemoryJournal()
     reqs = requests_for(1)
@@ -256,6 +268,7 @@ def test_the_poll_deadline_names_the_task_and_keeps_it_journaled():
     assert job in str(caught.value) and caught.value.job_id == job
 
 
+@pytest.mark.slow
 def test_the_key_never_reaches_logs_or_errors(caplog):
     caplog.set_level(logging.DEBUG)
     with emulator(latency=0.02, fail_rate=0.3, fault_rate=0.2, seed=9) as emu:
@@ -278,6 +291,7 @@ def test_the_key_comes_from_the_environment_only(monkeypatch):
     assert client.identity() == "audiocleaner:http://127.0.0.1:9"
 
 
+@pytest.mark.slow
 def test_an_unreachable_service_is_a_transport_error():
     client = backend("http://127.0.0.1:9")
     with pytest.raises(TransportError) as caught:
@@ -346,6 +360,7 @@ def test_a_non_json_answer_keeps_status_and_body():
     assert service.count(CREATE_PATH) == 1
 
 
+@pytest.mark.slow
 def test_http_5xx_is_retried_then_reported():
     service = FakeService(creates=[httpx.Response(503, text="busy")])
     with pytest.raises(ServerError) as caught:
@@ -391,6 +406,7 @@ def test_status_error_counts_as_a_failed_task():
     assert len(got) == 1 and service.count(CREATE_PATH) == 2
 
 
+@pytest.mark.slow
 def test_output_that_is_not_audio_is_refused():
     service = FakeService(files=[httpx.Response(200, text="<html>expired</html>")])
     with pytest.raises(OutputError) as caught:
@@ -463,6 +479,7 @@ def test_retry_after_may_be_an_http_date():
 # ------------------------------------------------------------------ paying once, within the cap
 
 
+@pytest.mark.slow
 def test_creates_that_may_have_been_paid_count_against_max_credits():
     reqs = requests_for(12)  # 1 credit each: the plan fits the cap exactly
     with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
@@ -493,6 +510,7 @@ class SharedJournal(MemoryJournal):
         return key in self.stored
 
 
+@pytest.mark.slow
 def test_two_builds_sharing_a_journal_pay_once_per_segment():
     journal = SharedJournal()
     reqs = requests_for(10)

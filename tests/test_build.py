@@ -348,6 +348,7 @@ def test_a_lost_segment_is_not_made_again_past_max_credits(project):
         build(load_config(cfg.path), force=True, max_credits=0, progress=_LoseOneSegment(cfg, key))
 
 
+@pytest.mark.slow
 def test_every_build_records_its_config_for_prune(project, monkeypatch):
     from pipeline.cache import SegmentCache
 

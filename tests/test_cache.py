@@ -152,6 +152,7 @@ def _holder(cache: Path, key: str, who: str, ttl: float, stay: float,
     return proc
 
 
+@pytest.mark.slow
 def test_racing_processes_one_holds_the_lease_the_others_see_its_job(tmp_path):
     cache = tmp_path / "c"
     SegmentCache(cache)
@@ -164,6 +165,7 @@ def test_racing_processes_one_holds_the_lease_the_others_see_its_job(tmp_path):
     assert all(a == f"busy:{winner}" for a in answers if a != "held"), answers
 
 
+@pytest.mark.slow
 def test_a_live_holders_lease_is_refused_a_dead_or_expired_one_taken_over(tmp_path):
     cache = tmp_path / "c"
     store = SegmentCache(cache)

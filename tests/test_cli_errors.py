@@ -95,6 +95,7 @@ def test_check_lists_every_broken_source_at_once(project, tmp_path, capsys):
     ]
 
 
+@pytest.mark.slow
 def test_verbose_keeps_the_plain_error_and_exit_code(project, tmp_path):
     project("titel: A\n" + GOOD, {"chapters/01.md": CHAPTER})
     result = run_cli("-v", "check", cwd=tmp_path)
@@ -165,6 +166,7 @@ _BOMB = ("    select: [&s0 [lol, lol, lol, lol, lol, lol, lol, lol, lol], "
     # issue 11: a malformed lexicon pattern
     ("plan", "lexicon:\n  '/(x/': ex\n" + GOOD, ["audiobook.yml:2: lexicon./(x/: is not a valid pattern"]),
 ])
+@pytest.mark.slow
 def test_config_mistakes_the_build_would_trip_on_exit_2(project, tmp_path, command, config, needles):
     project(config, {"chapters/01.md": CHAPTER})
     result = run_cli(command, cwd=tmp_path)

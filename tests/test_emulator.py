@@ -34,6 +34,7 @@ from pipeline.tts.emulator import (
 TEXT_250 = "x" * 250  # 3 credits
 
 
+@pytest.mark.slow
 def test_task_waits_then_succeeds_with_an_output_it_serves():
     with emulator(latency=0.2) as emu:
         made = create(emu.url, "Hello from the emulator.")
@@ -80,6 +81,7 @@ def test_any_non_empty_key_is_accepted_by_default():
         assert create(emu.url, key="")["code"] == 101002
 
 
+@pytest.mark.slow
 def test_rate_limit_per_key():
     with emulator(rate_limit=2) as emu:
         codes = [create(emu.url)["code"] for _ in range(3)]
@@ -90,6 +92,7 @@ def test_rate_limit_per_key():
         assert create(emu.url)["code"] == 100000  # the bucket refills
 
 
+@pytest.mark.slow
 def test_concurrency_limit_counts_waiting_tasks_per_key():
     with emulator(latency=0.3, concurrency=2) as emu:
         assert [create(emu.url)["code"] for _ in range(3)] == [100000, 100000, 101004]
@@ -192,6 +195,7 @@ def test_lost_response_takes_effect_and_is_paid():
     assert stats["lost_responses"] == 1
 
 
+@pytest.mark.slow
 def test_seed_repeats_the_same_failures():
     def outcomes(seed: int) -> list[str]:
         with emulator(latency=0.0, fail_rate=0.5, seed=seed, audio_kind="tone") as emu:
@@ -214,6 +218,7 @@ def test_state_settles_by_time_alone():
     assert state.stats(now=1.0)["tasks_failed"] == 1
 
 
+@pytest.mark.slow
 def test_holds_hundreds_of_concurrent_polls():
     # aiohttp's client for the load: httpx's pool is itself slow past ~100 connections.
     import aiohttp
@@ -238,6 +243,7 @@ def test_holds_hundreds_of_concurrent_polls():
     assert elapsed < 5
 
 
+@pytest.mark.slow
 def test_command_line_prints_its_url_and_serves():
     with emulator_process("--latency", "0.05", "--api-key", KEY, "--audio", "tone",
                           "--concurrency", "3", "--seed", "1") as (_proc, url):
@@ -283,6 +289,7 @@ def test_the_edges_of_the_ranges_are_accepted():
             assert post(emu.url, CREATE_PATH, {**GOOD, **change})["code"] == 100000, change
 
 
+@pytest.mark.slow
 def test_finished_tasks_and_their_outputs_are_forgotten_after_the_ttl():
     with emulator(latency=0.0, task_ttl=1.5, audio_kind="tone") as emu:
         first = create(emu.url, "Distinct text number one.")["data"]["job_id"]
@@ -308,6 +315,7 @@ def test_a_task_is_kept_while_waiting_and_for_the_ttl_after_it_ends():
     assert state.lookup("k", {"global_id": job})[0] == 101008
 
 
+@pytest.mark.slow
 def test_command_line_task_ttl_forgets_finished_tasks():
     with emulator_process("--latency", "0", "--audio", "tone", "--task-ttl", "0.2") as (_, url):
         job = create(url)["data"]["job_id"]
@@ -319,6 +327,7 @@ def test_command_line_task_ttl_forgets_finished_tasks():
 # ---------------------------------------------------------------- sentence boundaries
 
 
+@pytest.mark.slow
 def test_boundaries_are_the_true_sentence_starts_of_the_speech_served():
     import array
 

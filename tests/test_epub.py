@@ -332,11 +332,13 @@ def test_external_entity_is_refused_and_never_read(tmp_path):
     assert_refused(f.external_entity(tmp_path / "xxe.epub", secret), "entit")
 
 
+@pytest.mark.slow
 def test_zip_bomb_is_refused_by_its_declared_size(tmp_path):
     size = epub_source.MAX_MEMBER_BYTES + 2**20
     assert_refused(f.zip_bomb(tmp_path / "zip.epub", size), "zip bomb")
 
 
+@pytest.mark.slow
 def test_zip_bomb_with_lying_headers_is_refused_without_unpacking_it(tmp_path):
     # Unpacking stops at the claimed size, and the checksum then fails.
     size = epub_source.MAX_MEMBER_BYTES + 2**20
@@ -393,6 +395,7 @@ chapters:
 """
 
 
+@pytest.mark.slow
 def test_cli_builds_chapter_mp3s_from_an_epub(project, tmp_path):
     docs = [
         f.Doc("title.xhtml", "<h1>Epub Book</h1>", toc="Title Page", body_type="titlepage"),
@@ -408,6 +411,7 @@ def test_cli_builds_chapter_mp3s_from_an_epub(project, tmp_path):
         "01-alpha.mp3", "02-beta.mp3"]
 
 
+@pytest.mark.slow
 def test_cli_refuses_a_hostile_epub_with_exit_2_and_no_traceback(project, tmp_path):
     project(CONFIG)
     f.entity_bomb(tmp_path / "book.epub")

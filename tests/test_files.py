@@ -92,6 +92,7 @@ def test_f1_a_forged_manifest_cannot_delete_through_a_linked_subfolder(tmp_path,
     assert snapshot(victim) == before
 
 
+@pytest.mark.slow
 def test_an_output_dir_that_is_a_link_inside_the_project_is_refused(tmp_path, victim):
     config = write_book(tmp_path / "evil")
     (tmp_path / "evil" / "build").symlink_to(victim)
@@ -139,6 +140,7 @@ def test_a_manifest_link_is_replaced_not_written_through(tmp_path, victim):
 # ------------------------------------------------------------------ F3
 
 
+@pytest.mark.slow
 def test_f3_a_manifest_some_other_program_wrote_is_refused_and_kept(tmp_path):
     config = write_book(tmp_path / "f", out="music")
     music = tmp_path / "f" / "music"
@@ -153,6 +155,7 @@ def test_f3_a_manifest_some_other_program_wrote_is_refused_and_kept(tmp_path):
     assert snapshot(music) == before
 
 
+@pytest.mark.slow
 def test_f3_two_books_in_one_output_dir_the_second_is_refused_naming_both(tmp_path):
     build(load_config(write_book(tmp_path / "A", title="Book A", out="../audio")), jobs=1)
     audio_dir = tmp_path / "audio"
@@ -164,6 +167,7 @@ def test_f3_two_books_in_one_output_dir_the_second_is_refused_naming_both(tmp_pa
     assert snapshot(audio_dir) == before
 
 
+@pytest.mark.slow
 def test_a_manifest_without_owner_token_is_replaced_but_deletes_nothing(tmp_path):
     cfg = load_config(write_book(tmp_path / "b"))
     out = cfg.output.dir
@@ -211,6 +215,7 @@ def test_f16_leftovers_of_dead_builds_go_live_ones_stay(tmp_path):
 # ------------------------------------------------------------------ F17
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["01.md", "/dev/null"])
 def test_f17_output_dir_that_is_a_file_exits_2_naming_the_key(tmp_path, value):
     config = write_book(tmp_path / "o", out=value)
@@ -231,6 +236,7 @@ def test_f17_a_full_disk_is_named_with_its_path_not_internal_error():
                          "and build again"
 
 
+@pytest.mark.slow
 def test_f17_a_cover_that_is_no_image_exits_2_naming_cover(tmp_path):
     config = write_book(tmp_path / "o")
     (tmp_path / "o" / "notimage.jpg").write_text("nope")

@@ -53,6 +53,7 @@ def pcm(wav_bytes: bytes) -> bytes:
 # ---------------------------------------------------------------- F15: same text, same bytes
 
 
+@pytest.mark.slow
 def test_the_same_text_gives_the_same_bytes_whatever_was_spoken_before():
     backend = LocalBackend()
     for variant in UNSTABLE:

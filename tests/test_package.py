@@ -74,6 +74,7 @@ def sample(tmp_path_factory):
     return cfg, result, manifest
 
 
+@pytest.mark.slow
 def test_m4b_has_one_mark_per_manifest_chapter_with_its_title(sample):
     cfg, _, manifest = sample
     m4b = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b")
@@ -94,6 +95,7 @@ def best_lag(reference: array, signal: array, at: int, search: int) -> int:
     return best
 
 
+@pytest.mark.slow
 def test_m4b_marks_sit_on_each_chapters_real_audio_to_the_millisecond(sample):
     """Where each chapter's voice begins in the MP3, it begins in the m4b: mark + same offset.
 
@@ -155,6 +157,7 @@ def test_playlist_lists_the_chapters_in_order(sample):
     assert files == sorted(files)
 
 
+@pytest.mark.slow
 def test_every_chapter_mp3_passes_an_independent_acx_check(sample):
     cfg, _, manifest = sample
     for entry in manifest["chapters"]:
@@ -178,6 +181,7 @@ def test_every_chapter_mp3_passes_an_independent_acx_check(sample):
         assert -100 < dbfs(quietest) <= -60, "room tone, not digital silence"
 
 
+@pytest.mark.slow
 def test_audio_report_passes_the_sample_and_shows_a_row_per_file(sample):
     cfg, _, _ = sample
     report = check.audio_report(cfg)
@@ -186,6 +190,7 @@ def test_audio_report_passes_the_sample_and_shows_a_row_per_file(sample):
     assert names == [c["file"] for c in sample[2]["chapters"]] + ["the-keeper-of-gannet-point.m4b"]
 
 
+@pytest.mark.slow
 def test_check_audio_prints_a_row_per_file_and_passes_the_64k_m4b(sample):
     from conftest import run_cli
 
@@ -198,6 +203,7 @@ def test_check_audio_prints_a_row_per_file_and_passes_the_64k_m4b(sample):
     assert "4/4 file(s) pass" in proc.stdout
 
 
+@pytest.mark.slow
 def test_m4b_only_keeps_chapter_aac_hidden_and_writes_no_playlist(tmp_path, monkeypatch):
     config = make_sample(tmp_path, output="output: {dir: build, formats: [m4b], bitrate: 192k, "
                                           "sample_rate: 44100, loudness: acx}")
@@ -212,6 +218,7 @@ def test_m4b_only_keeps_chapter_aac_hidden_and_writes_no_playlist(tmp_path, monk
     assert len(MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b").chapters) == 1
 
 
+@pytest.mark.slow
 def test_a_chapter_longer_than_acx_allows_is_refused_by_name(tmp_path, monkeypatch):
     monkeypatch.setattr("pipeline.package.ACX_MAX_MINUTES", 0.1)  # 6 s stands in for 120 min
     (tmp_path / "short.md").write_text("# Short\n\nA short line.\n", encoding="utf-8")
@@ -231,6 +238,7 @@ def test_a_chapter_longer_than_acx_allows_is_refused_by_name(tmp_path, monkeypat
     assert not (cfg.output.dir / "t.m4b").exists()
 
 
+@pytest.mark.slow
 def test_an_epub_book_without_cover_key_gets_the_epub_cover(tmp_path):
     from epub_factory import Doc, story_body, write_epub
 
@@ -279,6 +287,7 @@ def planned(config: Path):
     return plan, cache
 
 
+@pytest.mark.slow
 def test_render_to_stitches_one_chapter_with_room_tone_into_any_format(tmp_path):
     plan, cache = planned(two_chapter_book(tmp_path))
     with cache:

@@ -102,6 +102,7 @@ def test_a_remote_location_is_an_s3_url():
         parse_location("https://b/p", "X")
 
 
+@pytest.mark.slow
 def test_entries_go_through_to_the_fleet_and_come_back_checked(s3, tmp_path, caplog):
     client, bucket = s3
     where = parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")

@@ -41,6 +41,7 @@ def two_builds(tmp_path_factory):
     return root, cache, configs
 
 
+@pytest.mark.slow
 def test_two_clean_builds_from_one_cache_are_byte_identical(two_builds):
     root, _, _ = two_builds
     first, second = tree(root / "first"), tree(root / "second")
@@ -50,6 +51,7 @@ def test_two_clean_builds_from_one_cache_are_byte_identical(two_builds):
     assert different == []
 
 
+@pytest.mark.slow
 def test_a_build_with_nothing_changed_writes_nothing(two_builds):
     root, cache, configs = two_builds
     before = mtimes(root / "first")

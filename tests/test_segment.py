@@ -54,6 +54,7 @@ def key_is_text(voice: Voice, text: str) -> str:
 # ---------------------------------------------------------------- properties
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(paragraphs, min_size=1, max_size=6), st.integers(min_value=60, max_value=1200))
 def test_segments_cover_the_text_exactly_and_respect_the_limit(paras, max_chars):
@@ -71,6 +72,7 @@ def test_segments_cover_the_text_exactly_and_respect_the_limit(paras, max_chars)
     assert rebuilt == run_text(run) == "\n".join(paras)
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(paragraphs, min_size=1, max_size=5), st.integers(min_value=60, max_value=600))
 def test_cuts_fall_only_at_sentence_ends_unless_a_sentence_is_too_long(paras, max_chars):
@@ -103,6 +105,7 @@ def brute_force_credits(atoms: tuple[Atom, ...], max_chars: int) -> int:
     return best
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.lists(sentence_strategy(12), min_size=1, max_size=9), st.integers(min_value=80, max_value=400))
 def test_packing_is_optimal(sentences, max_chars):
@@ -117,6 +120,7 @@ def test_packing_is_optimal(sentences, max_chars):
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(paragraphs, min_size=8, max_size=20), st.randoms(use_true_random=False),
        st.sampled_from([300, 500, 1000]))
+@pytest.mark.slow
 def test_an_edited_sentence_only_repays_the_segments_around_it(paras, rng, max_chars):
     before = segment_runs([run_of(paras, max_chars)], max_chars, key_is_text, frozenset())
     cached = frozenset(s.text for s in before)
@@ -165,6 +169,7 @@ def test_cjk_sentences_join_without_spaces():
     assert segment.text == "今天天气很好。我们去公园吧！"
 
 
+@pytest.mark.slow
 def test_a_30000_character_paragraph_without_punctuation_is_cut_at_words():
     rng = random.Random(3)
     text = " ".join(rng.choice(WORDS) for _ in range(5000))[:30000].rsplit(" ", 1)[0]
@@ -233,6 +238,7 @@ QUOTE_BITS = ["“", "”", "‘", "’", '"', "'", ". ", "! ", "? ", "… ", "M
               "Salt", "tide", " ", "St. ", "U.S. ", "3.5 "]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(QUOTE_BITS + WORDS), min_size=1, max_size=60).map("".join))
 def test_sentences_with_quotes_cover_the_text_exactly(text):

@@ -205,12 +205,14 @@ _PLAIN_TEXT = st.lists(
 @given(st.lists(st.sampled_from(_FRAGMENTS), max_size=25),
        st.lists(st.sampled_from([" ", "", "  "]), min_size=25, max_size=25),
        st.booleans())
+@pytest.mark.slow
 def test_idempotent(parts: list[str], gaps: list[str], heading: bool) -> None:
     text = "".join(p + g for p, g in zip(parts, gaps))
     once = spoken_form(text, heading=heading)
     assert spoken_form(once, heading=heading) == once
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_idempotent_on_any_text(text: str) -> None:
@@ -218,12 +220,14 @@ def test_idempotent_on_any_text(text: str) -> None:
     assert spoken_form(once) == once
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(_PLAIN_TEXT, st.booleans())
 def test_text_without_numbers_abbreviations_or_numerals_is_unchanged(text: str, heading: bool) -> None:
     assert spoken_form(text, heading=heading) == text
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.one_of(_PLAIN_WORDS, st.sampled_from(_FRAGMENTS)), max_size=30))
 def test_nothing_is_lost(parts: list[str]) -> None:

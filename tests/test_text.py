@@ -135,6 +135,7 @@ _tricky = st.sampled_from(
 _texts = st.lists(st.one_of(_tricky, st.characters(), st.text(max_size=3)), max_size=40).map("".join)
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(_texts)
 @example("[[^1]^2]")
@@ -148,6 +149,7 @@ def test_normalize_never_leaves_invisible_characters(text):
     assert out == out.strip()
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(_texts)
 @example("[[^1]^2]")
@@ -162,6 +164,7 @@ def test_normalize_is_idempotent(text):
 @given(st.text(alphabet=st.characters(whitelist_categories=("L", "N", "P", "S"),
                                       blacklist_characters="\u115f\u1160\u3164\uffa0\ufffd"),
                max_size=60))
+@pytest.mark.slow
 def test_visible_text_without_markers_survives(text):
     # Letters, digits, punctuation and symbols are never dropped, only NFC-composed.
     if "[^" in text or "http" in text.lower() or "www." in text.lower() or \

@@ -91,6 +91,7 @@ def test_voices_are_found_by_id_name_or_display_name(tmp_path):
     assert [v.id for v in filter_voices(library, emotion="SAD")] == [2072]
 
 
+@pytest.mark.slow
 def test_voices_command_filters_and_prints_json(cast_project, tmp_path):
     result = run_cli("voices", "--json", "--language", "en", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -116,6 +117,7 @@ def test_switches_move_paragraphs_between_cast_voices(cast_project):
     assert settings("The narrator ends.") == (2072, 0, 1.0)
 
 
+@pytest.mark.slow
 def test_unknown_voice_gets_exit_2_with_a_suggestion(project, tmp_path):
     project(CONFIG.replace("voice: 2072", "voice: 2073"),
             {"one.md": CHAPTER, "voices.json": json.dumps(LIBRARY)})
@@ -126,6 +128,7 @@ def test_unknown_voice_gets_exit_2_with_a_suggestion(project, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_unknown_voice_name_in_a_switch_names_the_source_line(project, tmp_path):
     project(CONFIG, {"one.md": CHAPTER.replace("voice: holmes", "voice: artur"),
                      "voices.json": json.dumps(LIBRARY)})
@@ -135,6 +138,7 @@ def test_unknown_voice_name_in_a_switch_names_the_source_line(project, tmp_path)
         in result.stderr
 
 
+@pytest.mark.slow
 def test_a_french_voice_in_an_english_book_is_a_warning(project, tmp_path):
     project(CONFIG.replace("holmes: {voice: arthur", "holmes: {voice: 3104"),
             {"one.md": CHAPTER, "voices.json": json.dumps(LIBRARY)})
@@ -143,6 +147,7 @@ def test_a_french_voice_in_an_english_book_is_a_warning(project, tmp_path):
     assert "warning: voice: voice 3104 (Lucien) speaks 'fr' but reads 'en' text here" in result.stderr
 
 
+@pytest.mark.slow
 def test_say_gives_three_different_files_for_two_voices_and_two_emotions(cast_project, tmp_path):
     runs = [("--voice", "2072"), ("--voice", "2080"), ("--voice", "2072", "--emotion", "angry")]
     digests = set()
@@ -156,6 +161,7 @@ def test_say_gives_three_different_files_for_two_voices_and_two_emotions(cast_pr
     assert bad.returncode == 2 and "did you mean" in bad.stderr
 
 
+@pytest.mark.slow
 def test_voices_needs_only_the_voices_key_or_a_file(tmp_path):
     (tmp_path / "lib.json").write_text(json.dumps(LIBRARY))
     (tmp_path / "audiobook.yml").write_text("voices: lib.json\n")  # no chapters yet
@@ -170,6 +176,7 @@ def test_voices_needs_only_the_voices_key_or_a_file(tmp_path):
     assert [v["id"] for v in json.loads(direct.stdout)] == [2072, 2080, 3104]
 
 
+@pytest.mark.slow
 def test_config_option_works_after_the_command_too(cast_project, tmp_path):
     other = tmp_path / "elsewhere"
     other.mkdir()
@@ -192,6 +199,7 @@ def test_voices_filter_by_the_api_or_the_library_spelling(tmp_path, emotion, ids
     assert [v.id for v in filter_voices(load_library(path), emotion=emotion)] == ids
 
 
+@pytest.mark.slow
 def test_voices_command_finds_happy_voices(cast_project, tmp_path):
     result = run_cli("voices", "--emotion", "happy", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
