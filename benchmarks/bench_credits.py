@@ -40,6 +40,8 @@ class KeysOnly:
 
     def __init__(self, keys=()):
         self._keys = set(keys)
+        # make_plan keeps its per-chapter plan memo in the cache folder.
+        self.directory = Path(tempfile.mkdtemp(prefix="bench-credits-"))
 
     def keys(self) -> set[str]:
         return set(self._keys)
