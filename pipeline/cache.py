@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipeline import files
 from pipeline.book import Voice
 from pipeline.errors import CacheDamaged
 
@@ -176,36 +176,38 @@ def _is_key(name: str) -> bool:
     return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Whole or absent: a temporary file in the same folder, renamed into place."""
+def _durable_temp(path: Path, data: bytes) -> Path:
+    """data in a new temporary file beside path (named by pipeline.files), synced to disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    tmp = files.temp_path(path.parent, "entry", ".part")
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Whole or absent: a temporary file in the same folder, renamed into place."""
+    tmp = _durable_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _write_once(path: Path, data: bytes) -> bool:
     """Create path with data unless it exists already; True if this call wrote it.
 
     An entry, once stored, never changes: two builds that made the same
-    segment at once (the offline engine's output varies a little from run to
-    run) then both play the first one, and give the same bytes.
+    segment at once then both play the first one, and give the same bytes.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
+    tmp = _durable_temp(path, data)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         try:
             os.link(tmp, path)  # atomic create-if-absent, whole when visible
         except FileExistsError:
@@ -216,8 +218,14 @@ def _write_once(path: Path, data: bytes) -> bool:
             os.replace(tmp, path)
         return True
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_leftovers(root: Path) -> None:
+    """Temporary files of killed builds, in the store's folders (see pipeline.files)."""
+    for folder in [root, *(p for p in root.glob("*/") if p.is_dir()),
+                   *(p for p in root.glob("segments/*/") if p.is_dir())]:
+        files.remove_leftovers(folder)
 
 
 def _read_json(path: Path) -> dict | None:
@@ -304,6 +312,7 @@ class SegmentCache:
         self.set_aside: list[Damage] = []  # what a repair moved out of the way
         if (self.directory / _LEGACY).exists():
             self._migrate_legacy(repair)
+        _remove_leftovers(self.directory)
 
     # -- segments --------------------------------------------------------
     def _path(self, key: str) -> Path:

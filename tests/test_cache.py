@@ -382,3 +382,16 @@ def test_stats_lists_the_pending_journal(tmp_path):
     assert 29 <= task["age_s"] < 120
     store.drop_pending(KEY_A)
     assert store.stats()["pending"] == [] and store.pending(KEY_A) is None
+
+
+def test_a_killed_builds_temporary_entries_are_removed_when_the_store_opens(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid that no longer runs
+    folder = tmp_path / "store" / "segments" / "ab"
+    folder.mkdir(parents=True)
+    litter = folder / f".entry.tmp-{gone.pid}-x1y2.part"
+    litter.write_bytes(b"half an entry")
+    mine = folder / f".entry.tmp-{os.getpid()}-z9.part"  # a live build's file stays
+    mine.write_bytes(b"being written")
+    SegmentCache(tmp_path / "store").close()
+    assert not litter.exists() and mine.exists()
