@@ -90,6 +90,7 @@ class BuildResult:
             **self.synthesis.backend_stats,
             "orphan_tasks_kept": self.synthesis.orphans_kept,
             "book_written": self.output.book_written,
+            "boundaries_unaligned": self.output.boundaries_unaligned,
         }
 
 

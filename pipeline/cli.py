@@ -290,6 +290,9 @@ def plan(state: State, as_json: bool, backend: str | None) -> None:
     click.echo(f"{'':>3}  {'total':<{w}} {t['characters']:>8} {t['segments']:>5} {t['credits']:>8} "
                f"{t['cached_segments']:>7} {t['credits_to_spend']:>9}")
     click.echo(f"lower bound (one request per chapter): {lower_bound(the_plan)} credits")
+    if t["credits_from_rewriting"]:
+        click.echo(f"the lexicon and spoken form add {t['credits_from_rewriting']} credit(s) to "
+                   "this plan (`normalize: false` turns the spoken form off)")
 
 
 @cli.command()

@@ -71,6 +71,9 @@ class OutputReport:
     chapters_unchanged: int = 0
     book_written: bool = False
     outputs: list[str] = field(default_factory=list)
+    # Joints inside requests left with the voice's own pause (low confidence), in the
+    # chapters this build wrote.
+    boundaries_unaligned: int = 0
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,7 @@ def _render_chapters(plan: Plan, cache: SegmentCache, todo: list[Job], jobs: int
                 else:
                     entries[job.cp.index] = entry
                     result.chapters_written += 1
+                    result.boundaries_unaligned += entry.get("boundaries_unaligned", 0)
                 progress.advance()
     finally:
         progress.finish()

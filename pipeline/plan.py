@@ -67,6 +67,11 @@ class ChapterPlan:
     def credits_to_spend(self) -> int:
         return sum(s.credits for s in self.unique_uncached())
 
+    @property
+    def credits_from_rewriting(self) -> int:
+        """Credits the lexicon and spoken form add over the text as written."""
+        return sum(s.credits - credits_for(len(s.written())) for s in self.segments)
+
     def unique_uncached(self) -> list[Segment]:
         seen: set[str] = set()
         out = []
@@ -106,6 +111,7 @@ class Plan:
             "credits": sum(c.credits for c in chosen),
             "cached_segments": sum(1 for c in chosen for s in c.segments if s.key in c.cached),
             "credits_to_spend": sum(s.credits for _, s in self.to_send()),
+            "credits_from_rewriting": sum(c.credits_from_rewriting for c in chosen),
         }
 
     def as_json(self) -> dict:
@@ -123,6 +129,7 @@ def _chapter_json(cp: ChapterPlan) -> dict:
         "index": cp.index, "title": cp.title, "slug": cp.slug, "source": cp.source,
         "characters": cp.characters, "credits": cp.credits,
         "credits_to_spend": cp.credits_to_spend,
+        "credits_from_rewriting": cp.credits_from_rewriting,
         "segments": [
             {"key": s.key, "characters": s.characters, "credits": s.credits,
              "cached": s.key in cp.cached, "voice": s.voice.voice, "emotion": s.voice.emotion,

@@ -135,6 +135,21 @@ class Segment:
     def credits(self) -> int:
         return credits_for(len(self.text))
 
+    def written(self) -> str:
+        """The segment's text as written in the source, before lexicon and spoken form.
+
+        Each sentence's source stands in for what was sent for it (the pieces
+        of a long sentence after its first carry none); the separators stay.
+        """
+        if not self.parts:
+            return self.text
+        out, end = [], 0
+        for part in self.parts:
+            out += [self.text[end:part.start], part.source]
+            end = part.end
+        out.append(self.text[end:])
+        return "".join(out)
+
 
 @lru_cache(maxsize=16)
 def _segmenter(language: str) -> pysbd.Segmenter:

@@ -12,7 +12,6 @@ import urllib.parse
 
 import httpx
 import pytest
-from emulator_helpers import KEY, create, emulator
 
 from pipeline.book import Voice
 from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, BudgetError, ServiceError
@@ -44,6 +43,7 @@ from pipeline.tts.audiocleaner import (
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.emulator import tone_wav
 from pipeline.tts.http import Bounds, scrubber_for
+from tests.emulator_helpers import KEY, create, emulator
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
 FAST_POLL = PollPolicy(first=0.02)

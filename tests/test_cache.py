@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
-from emulator_helpers import emulator, remote_env
 
 from pipeline.cache import CachedAudio, SegmentCache, lease_alive
 from tests.conftest import REPO, run_cli
+from tests.emulator_helpers import emulator, remote_env
 
 CONFIG = """\
 title: Cache Book

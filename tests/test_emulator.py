@@ -10,16 +10,6 @@ import time
 
 import httpx
 import pytest
-from emulator_helpers import (
-    KEY,
-    create,
-    emulator,
-    emulator_process,
-    get,
-    http,
-    post,
-    wait_for,
-)
 
 from pipeline.audio import check_audio
 from pipeline.tts.base import detect_format
@@ -29,6 +19,16 @@ from pipeline.tts.emulator import (
     OUTPUT_PATH,
     EmulatorConfig,
     EmulatorState,
+)
+from tests.emulator_helpers import (
+    KEY,
+    create,
+    emulator,
+    emulator_process,
+    get,
+    http,
+    post,
+    wait_for,
 )
 
 TEXT_250 = "x" * 250  # 3 credits

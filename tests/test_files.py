@@ -18,7 +18,6 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from pipeline import files, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import AudiobookError, InputError
+from tests.conftest import run_cli
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 BOOK = "title: {title}\nauthor: A\noutput: {{dir: {out}, formats: [mp3, m4b], loudness: none}}\n" \

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pipeline.book import Block, Chapter
@@ -144,3 +146,19 @@ def test_a_damaged_memo_is_ignored(memo_project, isolated_cache):
     for memo in (isolated_cache / "plans").glob("*.json"):
         memo.write_text("{not json")
     assert _plan(memo_project).as_json() == fresh
+
+
+def test_plan_shows_the_credits_spoken_form_adds_and_none_when_it_is_off(project, capsys):
+    numbers = "In 1888 he paid £4,250 for 3/4 of the 114 steps, on 12 May 1889 at 10:30. " * 3
+    project("chapters: [one.md]\n", {"one.md": numbers + "\n"})
+    assert main(["plan", "--json"]) == 0
+    spoken = json.loads(capsys.readouterr().out)
+    text = spoken["chapters"][0]["segments"][0]["text"]
+    assert "eighteen eighty-eight" in text
+    assert spoken["totals"]["credits_from_rewriting"] > 0
+    project("normalize: false\nchapters: [one.md]\n", {"one.md": numbers + "\n"})
+    assert main(["plan", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["totals"]["credits_from_rewriting"] == 0
+    assert plain["totals"]["credits"] == (spoken["totals"]["credits"]
+                                          - spoken["totals"]["credits_from_rewriting"])

@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from emulator_helpers import (
+
+from pipeline.cache import SegmentCache
+from tests.emulator_helpers import (
     KEY,
     book_config,
     build_json,
@@ -20,8 +22,6 @@ from emulator_helpers import (
     remote_env,
     wait_for,
 )
-
-from pipeline.cache import SegmentCache
 
 pytestmark = pytest.mark.slow  # every test here runs real builds
 

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from test_package import make_sample
 
 from pipeline.build import build
 from pipeline.config import load_config
+from tests.conftest import run_cli
 
 OUTPUT = "output: {{dir: {}, formats: [mp3, m4b], bitrate: 192k, sample_rate: 44100, loudness: acx}}"
 

@@ -94,7 +94,8 @@ def test_offline_build_times_every_sentence_and_pauses_every_paragraph(project, 
     done = run_cli("build", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     entry = check_timed_chapter(tmp_path / "build")
-    assert entry["boundaries_unaligned"] == 0
+    assert entry["boundaries_unaligned"] == 0 == json.loads(done.stdout)["boundaries_unaligned"]
+    assert entry["boundaries_aligned"] > 20
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "build").iterdir() if p.is_file()}
     again = run_cli("build", "--json", cwd=tmp_path)
     assert json.loads(again.stdout)["chapters_written"] == 0
