@@ -149,3 +149,20 @@ def test_review_since_marks_the_edited_sentence_changed(project, tmp_path):
     assert re.search(r'class="s changed"[^>]*>He did not answer for a long time\.', page)
     assert re.search(r'class="s"[^>]*>“Is the lamp lit\?”', page)  # far from the edit: unchanged
     assert "sentence(s) changed" in page
+
+
+@pytest.mark.slow
+def test_a_source_epub_becomes_a_read_along_epub_that_epubcheck_accepts(project, tmp_path):
+    from tests.epub_factory import collection_docs, write_epub
+
+    write_epub(tmp_path / "book.epub", collection_docs())
+    project("title: Stories\nauthor: A. Tester\noutput: {formats: [mp3, vtt, epub], "
+            "loudness: none}\nchapters: [book.epub]\n")
+    done = run_cli("build", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    build = tmp_path / "build"
+    entries = json.loads((build / "manifest.json").read_text())["chapters"]
+    assert len(entries) == 3 and all(e["sentences"] for e in entries)
+    result = epubcheck(build / "stories.epub")
+    assert "0 fatals / 0 errors / 0 warnings" in result.stdout + result.stderr, result.stdout
+    assert len(list(build.glob("*.vtt"))) == 3
