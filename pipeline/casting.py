@@ -144,8 +144,13 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
             atoms.clear()
 
     def boundary(pause: str) -> None:
-        """The place after the last atom so far becomes a heading or scene boundary."""
+        """The place after the last atom so far becomes a heading or scene boundary.
+
+        A scene break followed by a heading keeps the scene's pause, the larger break.
+        """
         if atoms:
+            if atoms[-1].pause == "scene":
+                pause = "scene"
             atoms[-1] = replace(atoms[-1], cut=CUT_HEADING, pause=pause)
         elif runs and pause == "scene":
             runs[-1] = _with_pause(runs[-1], pause)
