@@ -87,6 +87,7 @@ def test_pauses_become_room_tone_not_digital_silence(tmp_path):
     assert -80 < dbfs(rms) <= -60
 
 
+@pytest.mark.slow
 def test_same_input_encodes_to_the_same_bytes(tmp_path):
     pcm = write_raw(tmp_path / "in.raw", speechlike(3.0))
     treatment = audio.Treatment(gain_db=2.0, ceiling_db=-3.5)

@@ -219,6 +219,7 @@ def test_rate_limit_answers_are_retried():
     assert stats["rejected_rate_limit"] >= 1 and client.stats()["throttled"] >= 1
 
 
+@pytest.mark.slow
 def test_a_task_that_keeps_failing_fails_the_build_naming_its_segment():
     reqs = requests_for(1)
     with emulator(latency=0.02, fail_rate=1.0) as emu:
@@ -542,6 +543,7 @@ def test_two_builds_sharing_a_journal_pay_once_per_segment():
     assert waited >= 1
 
 
+@pytest.mark.slow
 def test_a_resume_only_request_polls_its_journaled_task_and_never_creates():
     journal = MemoryJournal()
     with emulator(latency=0.05) as emu:

@@ -76,6 +76,7 @@ def dead_pid() -> int:
 # ------------------------------------------------------------------ F1
 
 
+@pytest.mark.slow
 def test_f1_a_forged_manifest_cannot_delete_through_a_linked_subfolder(tmp_path, victim):
     config = write_book(tmp_path / "evil")
     cfg = load_config(config)
@@ -106,6 +107,7 @@ def test_an_output_dir_that_is_a_link_inside_the_project_is_refused(tmp_path, vi
 # ------------------------------------------------------------------ F2
 
 
+@pytest.mark.slow
 def test_f2_planted_temp_name_links_are_never_written_through(tmp_path, victim):
     cfg = load_config(write_book(tmp_path / "evil"))
     out = cfg.output.dir

@@ -117,6 +117,7 @@ def test_m4b_marks_sit_on_each_chapters_real_audio_to_the_millisecond(sample):
     assert len(joined) == total  # the edit list skips the first priming frame only
 
 
+@pytest.mark.slow
 def test_m4b_is_store_sized_mono_aac(sample):
     cfg, _, manifest = sample
     book = cfg.output.dir / "the-keeper-of-gannet-point.m4b"
