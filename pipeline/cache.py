@@ -33,7 +33,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline import files
 from pipeline.book import Voice
 from pipeline.errors import CacheDamaged
+from pipeline.store_rules import MAX_ENTRY_BYTES, expired, is_mine, lease_alive
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -56,7 +57,6 @@ CACHE_FORMAT = 1
 ENTRY_FORMAT = 2
 _SUFFIX = ".seg"
 # No segment is near this; a bigger file is not ours to read whole.
-MAX_ENTRY_BYTES = 256 * 2**20
 _HEADER_MAX = 4096
 # A temporary file this old belongs to no live writer.
 _STALE_TMP_S = 600.0
@@ -463,7 +463,7 @@ class SegmentCache:
             if current is not None and not is_mine(current):
                 log.info("taking over the lease on segment %s from pid %s on %s (%s)",
                          key[:12], current.get("pid"), current.get("host"),
-                         "expired" if _expired(current) else "process gone")
+                         "expired" if expired(current) else "process gone")
             _write_atomically(path, json.dumps(mine).encode())
         return None
 
@@ -811,33 +811,6 @@ def _set_aside_legacy(legacy: Path) -> list[Damage]:
                    "the old index is damaged; set aside", cost) for p, cost in costs.items()]
 
 
-def lease_alive(info: dict) -> bool:
-    return not _expired(info) and not _holder_gone(info)
-
-
-def _expired(info: dict) -> bool:
-    try:
-        return time.time() > float(info["time"]) + float(info["ttl_s"])
-    except (KeyError, TypeError, ValueError):
-        return True
-
-
-def _holder_gone(info: dict) -> bool:
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return False  # another machine's process: only its ttl can tell
-    try:
-        os.kill(info["pid"], 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OSError):
-        return False
-    return False
-
-
-def is_mine(info: dict) -> bool:
-    return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
-
-
 @contextlib.contextmanager
 def _flock(path: Path, exclusive: bool) -> Iterator[None]:
     try:
@@ -872,62 +845,6 @@ def open_cache(cfg: Config, repair: bool = False, offline: bool = False,
 
         remote = open_remote(cfg)
     return SegmentCache(resolve_cache_dir(cfg.cache_dir), repair=repair, remote=remote)
-
-
-# -- what the recorded configs still use ----------------------------------
-def used_keys(cache: SegmentCache, current: Config | None,
-              plan_keys: Callable[[SegmentCache, Config, str, str], set[str]] | None = None
-              ) -> tuple[set[str], list[str]]:
-    """Every key a recorded (or the current) config uses under each recorded backend.
-
-    A recorded config that no longer exists is forgotten, with a note. One
-    that cannot be planned any more stops the prune: what it uses is unknown.
-    """
-    from pipeline.config import load_config
-    from pipeline.errors import InputError, Problem
-    from pipeline.tts import backend_identity
-
-    plan_keys = plan_keys or _plan_keys
-    combos: dict[str, set[tuple[str, str]]] = {}
-    notes: list[str] = []
-    for record in cache.uses():
-        if not Path(record["config"]).is_file():
-            cache.forget_use(record["id"])
-            notes.append(f"{record['config']} no longer exists; forgot that it used this cache "
-                         f"({record['backend']})")
-            continue
-        combos.setdefault(record["config"], set()).add((record["backend"], record["identity"]))
-    if current is not None:
-        combos.setdefault(str(current.path), set()).add(
-            (current.backend, backend_identity(current.backend)))
-    keep: set[str] = set()
-    for config_path, pairs in sorted(combos.items()):
-        try:
-            cfg = current if current is not None and str(current.path) == config_path \
-                else load_config(config_path)
-            for backend, identity in sorted(pairs):
-                keep |= plan_keys(cache, cfg, backend, identity)
-        except InputError as exc:
-            raise InputError([Problem(config_path, None, None,
-                                      "cache prune cannot tell which audio this config uses, so "
-                                      "nothing was dropped; fix it, or delete it if it is gone "
-                                      "for good"), *exc.problems]) from exc
-    return keep, notes
-
-
-def _plan_keys(cache: SegmentCache, cfg: Config, backend: str, identity: str) -> set[str]:
-    from pipeline.plan import make_plan
-
-    # The packer leans on what is cached, so plan against the real store.
-    # Planning re-reads the sources: their warnings were already shown by builds.
-    quiet = logging.getLogger("pipeline")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        plan = make_plan(cfg, cache, backend, identity=identity)
-    finally:
-        quiet.setLevel(level)
-    return {s.key for cp in plan.chapters for s in cp.segments}
 
 
 def sum_credits(damage: list[Damage]) -> int:

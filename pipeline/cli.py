@@ -479,7 +479,8 @@ def cache_stats(state: State, as_json: bool) -> None:
 @pass_state
 def cache_prune(state: State, include_paid: bool, yes: bool) -> None:
     """Drop segments that no recorded config uses; paid ones only with --include-paid."""
-    from pipeline.cache import open_cache, used_keys
+    from pipeline.cache import open_cache
+    from pipeline.prune import used_keys
 
     cfg = _config(state)
     with open_cache(cfg) as store:

@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pipeline.cache import MAX_ENTRY_BYTES, is_mine, lease_alive
 from pipeline.errors import InputError, Problem
+from pipeline.store_rules import MAX_ENTRY_BYTES, is_mine, lease_alive
 
 if TYPE_CHECKING:
     from pipeline.config import Config

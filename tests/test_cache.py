@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cache import CachedAudio, SegmentCache, lease_alive
+from pipeline.cache import CachedAudio, SegmentCache
+from pipeline.store_rules import lease_alive
 from tests.conftest import REPO, run_cli
 from tests.emulator_helpers import emulator, remote_env
 
