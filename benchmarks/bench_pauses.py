@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.audio import ffmpeg_path  # noqa: E402
+from pipeline.audio import decode
+from pipeline.timing import block_levels  # noqa: E402
 
 RATE = 16000
 BLOCK_MS = 10
@@ -68,17 +69,8 @@ def dialogue_chapter(paragraphs: int, seed: int = 7) -> str:
 
 
 def levels(mp3: Path) -> list[float]:
-    import audioop
-    import math
-
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(mp3), "-ac", "1", "-ar", str(RATE),
-                          "-f", "s16le", "-"], capture_output=True, check=True).stdout
-    step = RATE * BLOCK_MS // 1000 * 2
-    out = []
-    for i in range(0, len(raw) - step + 1, step):
-        rms = audioop.rms(raw[i:i + step], 2)
-        out.append(-120.0 if rms == 0 else 20 * math.log10(rms / 32768))
-    return out
+    """dBFS per 10 ms block of a finished file, measured as the stitcher measures."""
+    return block_levels(decode(mp3.read_bytes(), "mp3", RATE))
 
 
 def silent_runs(lv: list[float]) -> list[tuple[int, int]]:

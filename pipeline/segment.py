@@ -48,7 +48,7 @@ CREDIT_CHARS = 100
 CUT_PARAGRAPH, CUT_LINE, CUT_SENTENCE, CUT_CLAUSE, CUT_WORD, CUT_HARD = 0, 1, 2, 10, 40, 200
 # Headings and scene breaks are the most natural cuts of all, but a request
 # may cross them (same voice): their pause is laid in at the aligned boundary.
-CUT_HEADING = CUT_SCENE = 0
+CUT_HEADING = 0
 
 _PYSBD_LANG = {
     "en": "en", "all": "en", "zh": "zh", "zh_yue": "zh", "ja": "ja", "ar": "ar",

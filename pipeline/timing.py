@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from pydub import AudioSegment
 
+from pipeline.audio import db
 from pipeline.segment import Part
 
 BLOCK_MS = 10
@@ -99,22 +100,13 @@ def _whole(text: str) -> tuple[Part, ...]:
 
 
 def block_levels(audio: AudioSegment) -> list[float]:
-    """dBFS of every BLOCK_MS block."""
+    """dBFS of every BLOCK_MS block (digital silence is audio.SILENCE_DB)."""
     width = audio.sample_width
     step = audio.frame_rate * BLOCK_MS // 1000 * width
     raw = audio.raw_data
     full = float(1 << (8 * width - 1))
-    out = []
-    for start in range(0, len(raw) - step + 1, step):
-        rms = audioop.rms(raw[start:start + step], width)
-        out.append(-120.0 if rms == 0 else 20 * _log10(rms / full))
-    return out
-
-
-def _log10(x: float) -> float:
-    import math
-
-    return math.log10(x)
+    return [db(audioop.rms(raw[start:start + step], width), full)
+            for start in range(0, len(raw) - step + 1, step)]
 
 
 def find_pauses(levels: Sequence[float], speech: tuple[int, int]) -> list[Pause]:
