@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,18 +105,15 @@ def _chapter_html(chapter: dict, build_dir: Path, out_dir: Path, changed: set[st
 
 def loudness_strip(path: Path) -> list[float]:
     """RMS in dB per STRIP_SECONDS of an audio file, decoded by ffmpeg at a low rate."""
-    from pipeline.audio import run_ffmpeg
+    import audioop
+
+    from pipeline.audio import db, run_ffmpeg
 
     raw = run_ffmpeg(["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar", str(STRIP_RATE),
                       "-f", "s16le", "-"])
-    samples = array("h", raw[: len(raw) // 2 * 2])
-    step = STRIP_RATE * STRIP_SECONDS
-    out = []
-    for start in range(0, len(samples), step):
-        block = samples[start:start + step]
-        power = sum(v * v for v in block) / max(1, len(block))
-        out.append(round(max(FLOOR_DB, 10 * math.log10(power / 32768**2)) if power else FLOOR_DB, 1))
-    return out
+    step = STRIP_RATE * STRIP_SECONDS * 2
+    return [round(max(FLOOR_DB, db(audioop.rms(raw[i:i + step], 2))), 1)
+            for i in range(0, len(raw) - 1, step)]
 
 
 def _strip_svg(levels: list[float]) -> str:
