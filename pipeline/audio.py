@@ -65,6 +65,9 @@ def ffmpeg_path() -> str:
         if not Path(override).exists():
             raise AudioToolError(f"AUDIOBOOK_FFMPEG={override}: no such file")
         return override
+    bundled = _bundled_ffmpeg()
+    if bundled:
+        return bundled
     try:
         import imageio_ffmpeg
 
@@ -78,7 +81,36 @@ def ffmpeg_path() -> str:
 
 
 @lru_cache(maxsize=1)
+def _bundled_ffmpeg() -> str | None:
+    """The binary the imageio-ffmpeg wheel ships, found without running it.
+
+    imageio's own lookup runs `ffmpeg -version` to validate it, a process
+    start a no-op build does not need: a broken binary still fails, with
+    its message, at the first real use.
+    """
+    try:
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+        from imageio_ffmpeg._utils import _get_bin_dir
+
+        exe = Path(_get_bin_dir()) / FNAME_PER_PLATFORM[get_platform()]
+    except Exception:  # noqa: BLE001 - another imageio-ffmpeg layout: its public lookup decides
+        return None
+    return str(exe) if exe.is_file() and os.access(exe, os.X_OK) else None
+
+
+@lru_cache(maxsize=1)
 def ffmpeg_version() -> str:
+    """The encoder's identity for output keys: another ffmpeg may encode other bytes.
+
+    The pinned wheel's binary is named by the wheel's version and its file
+    name, so a build whose outputs are current starts no process at all;
+    any other ffmpeg reports its version line.
+    """
+    path = ffmpeg_path()
+    if path == _bundled_ffmpeg():
+        import imageio_ffmpeg
+
+        return f"imageio-ffmpeg {imageio_ffmpeg.__version__} {Path(path).name}"
     out = run_ffmpeg(["-version"]).decode(errors="replace")
     return out.splitlines()[0] if out else "unknown"
 

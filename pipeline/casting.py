@@ -19,7 +19,6 @@ from pipeline.book import Block, Chapter, Voice
 from pipeline.config import VOICE_CHECKS, Config
 from pipeline.errors import Problem, ValidationError
 from pipeline.segment import CUT_HEADING, Atom, Run, atoms_of_paragraph
-from pipeline.spoken import spoken_form
 from pipeline.voices import VoiceInfo, find_voice, load_library, suggest
 
 
@@ -134,6 +133,9 @@ def chapter_runs(chapter: Chapter, cfg: Config, resolver: VoiceResolver, lexicon
         """
         if not normalize:
             return rewrite
+        # Here: its tables take a while to load, and a plan read from the memo never needs them.
+        from pipeline.spoken import spoken_form
+
         return lambda text: spoken_form(rewrite(text), language, heading=heading)
 
     def close(pause: str) -> None:

@@ -40,13 +40,12 @@ from pipeline.loudness import (
     rms_miss,
     treatment_for,
 )
-from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes, vtt_text
 from pipeline.sources.rules import image_kind
-from pipeline.timing import Timeline, segment_pieces
 
 if TYPE_CHECKING:
     from pipeline.plan import ChapterPlan, Plan
     from pipeline.progress import Progress
+    from pipeline.timing import Timeline
 
 log = logging.getLogger("pipeline")
 
@@ -337,6 +336,10 @@ def stitch_chapter(cp: ChapterPlan, cache: SegmentCache, rate: int, head_ms: int
     missing = [s.key for s in cp.segments if s.key not in cache]
     if missing:
         raise SegmentMissing(list(dict.fromkeys(missing)))
+    # The timing and read-along modules load only when audio is made: a
+    # build whose outputs are current never needs them.
+    from pipeline.timing import Timeline, segment_pieces
+
     line = timeline if timeline is not None else Timeline(cp.index, rate, [])
 
     def parts():
@@ -393,6 +396,9 @@ def _render_chapter(plan: Plan, cache: SegmentCache, job: Job, cover: Path | Non
     aac = out_dir / job.aac if job.aac else None
     # Pauses stay digital silence here: the encoder lays room tone under the
     # whole chapter after the gain, so its level is the same in every file.
+    from pipeline.readalong import Sentence, vtt_text
+    from pipeline.timing import Timeline
+
     timeline = Timeline(cp.index, rate, [])
     stitched = stitch_chapter(cp, cache, rate, pauses.chapter_head_ms, pauses.chapter_tail_ms,
                               pauses, out_dir, tone=False, timeline=timeline)
@@ -732,6 +738,8 @@ def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cov
         log.info("no read-along epub written: not every chapter has current audio%s",
                  " (the old one is kept)" if old else "")
         return old
+    from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes
+
     name = f"{slugify(cfg.title, 'audiobook')}.epub"
     picture = cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None
     info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg), picture,

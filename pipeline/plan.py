@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -153,12 +153,16 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     backend = backend or cfg.backend
     identity = identity or backend_identity(backend)
     resolver = VoiceResolver.for_config(cfg, backend)
-    lexicon = compile_lexicon(cfg.lexicon)
     cached = frozenset(cache.keys())
     problems: list[Problem] = resolver.problems()
-    key_for = key_function(backend, identity, resolver.genders())
+
+    @lru_cache(maxsize=1)
+    def tools() -> tuple[Callable[[str], str], KeyMaker]:
+        # Made at the first chapter that is packed: a plan read from the memo needs neither.
+        return compile_lexicon(cfg.lexicon), key_function(backend, identity, resolver.genders())
 
     def packed(chapter: Chapter, context: Config = cfg) -> _Packed:
+        lexicon, key_for = tools()
         runs = chapter_runs(chapter, context, resolver, lexicon, problems)
         warnings = language_warnings(resolver, chapter, runs)
         return _Packed(chapter.title, chapter.source,
@@ -340,7 +344,7 @@ def _code_fingerprint() -> str:
                           .encode()).hexdigest()
 
 
-def key_function(backend: str, identity: str, genders: dict[int, int]):
+def key_function(backend: str, identity: str, genders: dict[int, int]) -> KeyMaker:
     """The segment-key function of a backend (see cache.segment_key)."""
     if backend != "local":
         return KeyMaker(identity)
