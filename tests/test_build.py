@@ -107,6 +107,37 @@ def test_build_writes_real_speech_and_a_second_build_does_nothing(project):
     assert mtimes(out) == before
 
 
+NO_OP_PROBE = """\
+import subprocess, sys
+started = []
+real_init = subprocess.Popen.__init__
+
+def counting(self, args, *rest, **options):
+    started.append(args)
+    real_init(self, args, *rest, **options)
+
+subprocess.Popen.__init__ = counting
+from pipeline.cli import main
+code = main(["build", "-q"])
+making = ("pipeline.spoken", "num2words", "pipeline.timing", "pipeline.readalong", "pysbd",
+          "markdown_it", "pipeline.sources.markdown", "pipeline.tts.audiocleaner")
+print(code, started, sorted(m for m in making if m in sys.modules))
+"""
+
+
+@pytest.mark.slow
+def test_a_no_op_build_starts_no_process_and_loads_no_code_for_making_audio(project):
+    # What keeps a no-op build of a long book fast (benchmarks/bench_noop.py):
+    # no ffmpeg probe, no re-reading or re-packing, no modules for making audio.
+    folder = project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b, vtt]"),
+                     {"one.md": ONE, "two.md": TWO}).parent
+    assert run_cli("build", "-q", cwd=folder).returncode == 0
+    probe = subprocess.run([sys.executable, "-c", NO_OP_PROBE], cwd=folder, capture_output=True,
+                           text=True, timeout=120)
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.strip() == "0 [] []"
+
+
 @pytest.mark.slow
 def test_plan_says_exactly_what_build_does(project):
     cfg_path = project(CONFIG, {"one.md": ONE, "two.md": TWO})
