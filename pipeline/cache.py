@@ -173,7 +173,7 @@ class EntryDamaged(Exception):
 
 
 def _is_key(name: str) -> bool:
-    return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
+    return len(name) == 64 and not name.strip("0123456789abcdef")
 
 
 def _durable_temp(path: Path, data: bytes) -> Path:

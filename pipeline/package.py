@@ -114,8 +114,11 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
     manifest = _manifest(plan, entries, book)
     if readalong:
         manifest["readalong"] = readalong
-    files.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False)
-                                       + "\n").encode())
+    # Unchanged (a no-op build): not encoded again. With every sentence's
+    # timing in it, the indented encode was most of a no-op build's time.
+    if manifest != previous or not manifest_path.is_file():
+        files.write_atomic(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False)
+                                           + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
     for whole in (book, readalong):

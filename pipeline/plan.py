@@ -267,7 +267,8 @@ class PlanMemo:
     change recomputes. A remembered entry is used only when all its segments
     are in the cache: packing depends on the cache, and a fully cached
     packing is what a fresh one would choose. One small JSON file per config
-    entry in the cache folder's plans/ (bounded: the next plan overwrites it).
+    entry (and spelling of the config's path) in the cache folder's plans/
+    (bounded: the next plan overwrites it).
     """
 
     def __init__(self, cache_dir: Path, cfg: Config, backend: str, identity: str,
@@ -288,7 +289,11 @@ class PlanMemo:
         return hashlib.sha256(spec.encode()).hexdigest()
 
     def _file(self, entry: ChapterEntry) -> Path:
-        name = hashlib.sha256(f"{self.config_path}\0{entry.index}".encode()).hexdigest()[:32]
+        # The config's spelling too (audiobook.yml, or an absolute -c path): the
+        # entry's messages name it as given, so each spelling keeps a memo of its
+        # own instead of two overwriting each other and planning afresh by turns.
+        name = hashlib.sha256(f"{self.config_path}\0{entry.config_display}\0{entry.index}"
+                              .encode()).hexdigest()[:32]
         return self.folder / f"{name}.json"
 
     def get(self, entry: ChapterEntry, key: str) -> list[_Packed] | None:

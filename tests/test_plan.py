@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -105,6 +106,16 @@ def test_an_unchanged_cached_book_is_planned_from_the_memo(memo_project, monkeyp
     fresh = _plan(memo_project).as_json()
     _no_reading(monkeypatch)
     assert _plan(memo_project).as_json() == fresh
+
+
+def test_each_spelling_of_the_config_keeps_its_memo(memo_project, monkeypatch):
+    # `audiobook build` and `audiobook -c /abs/path/audiobook.yml build` by turns
+    # must not overwrite each other's memo (each would plan the book afresh).
+    monkeypatch.chdir(memo_project.parent)
+    relative, absolute = Path(memo_project.name), memo_project.resolve()
+    fresh = [_plan(relative).as_json(), _plan(absolute).as_json()]
+    _no_reading(monkeypatch)
+    assert [_plan(relative).as_json(), _plan(absolute).as_json()] == fresh
 
 
 def test_an_edited_source_is_read_again(memo_project, monkeypatch):
