@@ -84,33 +84,34 @@ def ffmpeg_path() -> str:
 def _bundled_ffmpeg() -> str | None:
     """The binary the imageio-ffmpeg wheel ships, found without running it.
 
-    imageio's own lookup runs `ffmpeg -version` to validate it, a process
-    start a no-op build does not need: a broken binary still fails, with
-    its message, at the first real use.
+    imageio's own lookup imports the package and runs `ffmpeg -version` to
+    validate the binary: time a no-op build does not need. A broken binary
+    still fails, with its message, at the first real use.
     """
-    try:
-        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
-        from imageio_ffmpeg._utils import _get_bin_dir
+    import importlib.util
 
-        exe = Path(_get_bin_dir()) / FNAME_PER_PLATFORM[get_platform()]
-    except Exception:  # noqa: BLE001 - another imageio-ffmpeg layout: its public lookup decides
+    try:
+        spec = importlib.util.find_spec("imageio_ffmpeg")  # found, not imported
+        folders = list(spec.submodule_search_locations or []) if spec else []
+    except (ImportError, ValueError):
         return None
-    return str(exe) if exe.is_file() and os.access(exe, os.X_OK) else None
+    # The wheel is built for one platform and holds one binary.
+    found = [p for folder in folders for p in (Path(folder) / "binaries").glob("ffmpeg-*")
+             if p.is_file() and os.access(p, os.X_OK)]
+    return str(found[0]) if len(found) == 1 else None
 
 
 @lru_cache(maxsize=1)
 def ffmpeg_version() -> str:
     """The encoder's identity for output keys: another ffmpeg may encode other bytes.
 
-    The pinned wheel's binary is named by the wheel's version and its file
-    name, so a build whose outputs are current starts no process at all;
-    any other ffmpeg reports its version line.
+    The pinned wheel's binary is named by its file name and size, so a build
+    whose outputs are current starts no process at all; any other ffmpeg
+    reports its version line.
     """
     path = ffmpeg_path()
     if path == _bundled_ffmpeg():
-        import imageio_ffmpeg
-
-        return f"imageio-ffmpeg {imageio_ffmpeg.__version__} {Path(path).name}"
+        return f"imageio-ffmpeg {Path(path).name} ({Path(path).stat().st_size} bytes)"
     out = run_ffmpeg(["-version"]).decode(errors="replace")
     return out.splitlines()[0] if out else "unknown"
 

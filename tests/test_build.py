@@ -120,7 +120,7 @@ subprocess.Popen.__init__ = counting
 from pipeline.cli import main
 code = main(["build", "-q"])
 making = ("pipeline.spoken", "num2words", "pipeline.timing", "pipeline.readalong", "pysbd",
-          "markdown_it", "pipeline.sources.markdown", "pipeline.tts.audiocleaner")
+          "markdown_it", "pipeline.sources.markdown", "pipeline.tts.audiocleaner", "imageio_ffmpeg")
 print(code, started, sorted(m for m in making if m in sys.modules))
 """
 
