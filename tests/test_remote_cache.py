@@ -234,6 +234,7 @@ class _AfterDeadHolders(MemoryJournal):
         return self.previous.pop(key, None)
 
 
+@pytest.mark.slow
 def test_a_dead_holders_task_is_adopted_and_a_lease_without_one_is_counted():
     paid, unknown = "b" * 64, "c" * 64
     text = "The lamp at Gannet Point was lit at dusk, as it had been for ninety years."
