@@ -520,17 +520,25 @@ class SegmentCache:
             elif tier == "local":
                 self._lose(key, "released")
 
-    def _update_lease(self, key: str, info: dict) -> None:
+    def mark_creating(self, key: str) -> None:
+        """Say in our lease that we are about to pay for key's task.
+
+        A build that takes the lease over from us dead, without a job id in
+        it, then knows we may have paid; without the mark, that we had not.
+        """
+        self._update_lease(key, {"creating": True}, "started its task")
+
+    def _update_lease(self, key: str, info: dict, when: str = "journaled its task") -> None:
         tier = self._held.get(key)
         if info and self.remote is not None and self.remote.available:
             if self.remote.update_lease(key, info) is False and tier == "remote":
-                self._lose(key, "journaled its task")
+                self._lose(key, when)
         path = self._leases / f"{key}.json"
         if not info:
             return
         if not path.exists():
             if tier == "local":
-                self._lose(key, "journaled its task")
+                self._lose(key, when)
             return
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
@@ -538,7 +546,7 @@ class SegmentCache:
                 _write_atomically(path, json.dumps({**current, **info,
                                                    "time": time.time()}).encode())
             elif tier == "local":
-                self._lose(key, "journaled its task")
+                self._lose(key, when)
 
     def _lose(self, key: str, when: str) -> None:
         if key not in self._lost:

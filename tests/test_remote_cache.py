@@ -229,30 +229,50 @@ class _AfterDeadHolders(MemoryJournal):
     def __init__(self, previous: dict[str, dict]):
         super().__init__()
         self.previous = previous
+        self.marked: list[str] = []
 
     def took_over(self, key: str) -> dict | None:
         return self.previous.pop(key, None)
 
+    def mark_creating(self, key: str) -> None:
+        self.marked.append(key)
+
 
 @pytest.mark.slow
 def test_a_dead_holders_task_is_adopted_and_a_lease_without_one_is_counted():
-    paid, unknown = "b" * 64, "c" * 64
-    text = "The lamp at Gannet Point was lit at dusk, as it had been for ninety years."
-    other = "Rain came in from the west and the keeper wrote the pressure in his log."
+    paid, creating, idle = "b" * 64, "c" * 64, "d" * 64
+    texts = {paid: "The lamp at Gannet Point was lit at dusk, as it had been for ninety years.",
+             creating: "Rain came in from the west and the keeper wrote the pressure in his log.",
+             idle: "By midnight the wind had turned, and the sea climbed the rocks below."}
     with emulator(latency=0.05, audio_kind="tone") as emu:
-        job = create(emu.url, text)["data"]["job_id"]  # the dead holder's task: paid for
+        job = create(emu.url, texts[paid])["data"]["job_id"]  # the dead holder's task: paid
         journal = _AfterDeadHolders({
             paid: {"pid": 1, "host": "elsewhere", "base_url": emu.url, "job_id": job},
-            unknown: {"pid": 2, "host": "elsewhere", "base_url": emu.url}})
+            # killed inside its create: the service may have taken it
+            creating: {"pid": 2, "host": "elsewhere", "base_url": emu.url, "creating": True},
+            idle: {"pid": 3, "host": "elsewhere", "base_url": emu.url}})  # never got that far
         backend = AudioCleanerBackend(KEY, emu.url, journal=journal)
         got: dict = {}
-        backend.synthesize_all([SynthesisRequest(paid, text, Voice(2072), "one"),
-                                SynthesisRequest(unknown, other, Voice(2072), "two")], 2,
-                               lambda request, audio: got.__setitem__(request.key, audio))
+        backend.synthesize_all([SynthesisRequest(k, t, Voice(2072), k[0]) for k, t in texts.items()],
+                               3, lambda request, audio: got.__setitem__(request.key, audio))
         stats = emu.stats()
-    assert stats["tasks_created"] == 2  # the dead holder's, and one for the lease without a job
+    assert stats["tasks_created"] == 3  # the dead holder's, and one each for the leases without
     counters = backend.stats()
-    assert counters["tasks_adopted"] == 1 and counters["tasks_created"] == 1
-    assert counters["leases_taken_over"] == 2 and counters["leases_taken_over_without_job"] == 1
-    assert counters["credits_maybe_charged"] == 1  # the segment a dead holder may have paid for
-    assert got[paid].credits == 1 and set(got) == {paid, unknown}
+    assert counters["tasks_adopted"] == 1 and counters["tasks_created"] == 2
+    assert counters["leases_taken_over"] == 3 and counters["leases_taken_over_without_job"] == 2
+    assert counters["credits_maybe_charged"] == 1  # only the one killed while creating
+    assert got[paid].credits == 1 and set(got) == set(texts)
+    assert sorted(journal.marked) == [creating, idle]  # said before paying; not for the adopted
+
+
+@pytest.mark.slow
+def test_a_lease_says_a_create_was_started_before_its_job_id_arrives(s3, tmp_path):
+    store = SegmentCache(tmp_path / "one", remote=RemoteCache(
+        parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")))
+    assert store.lease(KEY_A, {"who": "me"}, ttl_s=60) is None
+    assert not store.lease_info(KEY_A).get("creating")
+    store.mark_creating(KEY_A)
+    assert store.lease_info(KEY_A)["creating"] is True
+    store.set_pending(KEY_A, {"job_id": "j1", "base_url": "http://svc"})
+    assert store.lease_info(KEY_A)["job_id"] == "j1" and store.leases_lost() == 0
+    store.release(KEY_A)

@@ -454,11 +454,12 @@ class _Run:
 
         Its journal may be on another machine, but its lease carries the job
         id: we journal that task as ours and poll it instead of paying again.
-        A dead holder without a job id may have been killed between its
-        create and journaling the answer: that is the one case a segment may
-        be paid twice (the API has no idempotency key), so its credits are
-        counted in credits_maybe_charged. They are not held against this
-        run's --max-credits: if paid, the dead run paid them.
+        A dead holder without a job id whose lease says it had started a
+        create may have been killed between the service taking it and the
+        job id reaching the lease: the one case a segment may be paid twice
+        (the API has no idempotency key), so its credits are counted in
+        credits_maybe_charged. They are not held against this run's
+        --max-credits: if paid, the dead run paid them.
         """
         took_over = getattr(self.journal, "took_over", None)
         previous = took_over(request.key) if took_over is not None else None
@@ -477,12 +478,18 @@ class _Run:
         journaled = self._journaled(request)
         if journaled:
             return journaled
-        cost = credits_for(len(request.text))
         self.counters["leases_taken_over_without_job"] += 1
+        if not previous.get("creating"):
+            log.info("%s: the build holding it (pid %s on %s) is gone before it started a task; "
+                     "nothing was paid for it", request.label, previous.get("pid"),
+                     previous.get("host"))
+            return None
+        cost = credits_for(len(request.text))
         self.counters["credits_maybe_charged"] += cost
-        log.warning("%s: the build holding it (pid %s on %s) is gone without a task on record; "
-                    "if it was killed while creating one, this segment's %d credit(s) are paid "
-                    "twice", request.label, previous.get("pid"), previous.get("host"), cost)
+        log.warning("%s: the build holding it (pid %s on %s) was killed while creating its task, "
+                    "before it recorded the job id; if the service had taken that create, this "
+                    "segment's %d credit(s) are paid twice", request.label, previous.get("pid"),
+                    previous.get("host"), cost)
         return None
 
     def _held_elsewhere(self, request: SynthesisRequest) -> bool:
@@ -519,6 +526,11 @@ class _Run:
         body = {"voice_id": voice.voice, "emotion": voice.emotion, "speed": voice.speed,
                 "language": voice.language, "text": request.text}
         cost = credits_for(len(request.text))
+        mark = getattr(self.journal, "mark_creating", None)
+        if mark is not None and request.key in self.leased:
+            # Said in the lease before paying: a build that takes it over from us
+            # dead then knows whether we may have paid (see _after_takeover).
+            mark(request.key)
 
         async def attempt() -> Any:
             self._check_budget(cost, request)
