@@ -57,7 +57,7 @@ CACHE_FORMAT = 1
 ENTRY_FORMAT = 2
 _SUFFIX = ".seg"
 # No segment is near this; a bigger file is not ours to read whole.
-_HEADER_MAX = 4096
+HEADER_MAX = 4096
 # A temporary file this old belongs to no live writer.
 _STALE_TMP_S = 600.0
 _LEGACY = "store"
@@ -231,7 +231,7 @@ def _remove_leftovers(root: Path) -> None:
 def _read_json(path: Path) -> dict | None:
     """A small JSON object file; None when absent or unreadable."""
     try:
-        if path.stat().st_size > _HEADER_MAX * 16:
+        if path.stat().st_size > HEADER_MAX * 16:
             return None
         value = json.loads(path.read_bytes())
     except (OSError, ValueError):
@@ -289,7 +289,12 @@ def parse_entry(raw: bytes, key: str) -> tuple[dict, bytes]:
 def read_header(path: Path, key: str) -> dict:
     """An entry's header alone (for stats and prune); EntryDamaged if unreadable."""
     with open(path, "rb") as handle:
-        head = handle.read(_HEADER_MAX).partition(b"\n")
+        return header_of(handle.read(HEADER_MAX), key)
+
+
+def header_of(start: bytes, key: str) -> dict:
+    """The header of an entry from its first bytes (HEADER_MAX suffice); EntryDamaged if bad."""
+    head = start.partition(b"\n")
     if not head[1]:
         raise EntryDamaged("it has no header (truncated)")
     return _parse_header(head[0], key)
@@ -310,6 +315,11 @@ class SegmentCache:
         self._leases = self.directory / "leases"
         self._uses = self.directory / "uses"
         self.set_aside: list[Damage] = []  # what a repair moved out of the way
+        # Leases this process holds ("local" or "remote" tier), dead holders' leases
+        # it took over (their info, until the client asks), and leases it lost.
+        self._held: dict[str, str] = {}
+        self._taken_over: dict[str, dict] = {}
+        self._lost: set[str] = set()
         if (self.directory / _LEGACY).exists():
             self._migrate_legacy(repair)
         _remove_leftovers(self.directory)
@@ -446,15 +456,21 @@ class SegmentCache:
         None: this process holds it now. Otherwise the live holder's info
         (pid, host, time, ttl_s, and job_id/base_url once its task exists).
         A lease whose ttl passed, or whose holder process on this host is
-        gone, is taken over. Check-and-write happens under the lease lock, the
-        local form of a conditional write (see docs/cache.md).
+        gone, is taken over; took_over(key) then says whose it was (its job
+        id is a task already paid for). Check-and-write happens under the
+        lease lock, the local form of a conditional write (see docs/cache.md).
         """
         mine = {**holder, "pid": os.getpid(), "host": socket.gethostname(),
                 "time": time.time(), "ttl_s": float(ttl_s), "token": uuid.uuid4().hex}
         if self.remote is not None and self.remote.available:
-            held = self.remote.lease(key, mine)
-            if held is not False:  # the remote answered: it speaks for the fleet
-                return held
+            state, info = self.remote.lease(key, mine)
+            if state == "busy":  # the remote answered: it speaks for the fleet
+                return info
+            if state == "held":
+                self._held[key] = "remote"
+                if info is not None:
+                    self._taken_over[key] = info
+                return None
         path = self._leases / f"{key}.json"
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
@@ -464,8 +480,18 @@ class SegmentCache:
                 log.info("taking over the lease on segment %s from pid %s on %s (%s)",
                          key[:12], current.get("pid"), current.get("host"),
                          "expired" if expired(current) else "process gone")
+                self._taken_over[key] = current
             _write_atomically(path, json.dumps(mine).encode())
+        self._held[key] = "local"
         return None
+
+    def took_over(self, key: str) -> dict | None:
+        """The dead holder's lease info if our last lease() on key took it over (asked once)."""
+        return self._taken_over.pop(key, None)
+
+    def leases_lost(self) -> int:
+        """Leases this process held that another build took before we were done with them."""
+        return len(self._lost)
 
     def lease_info(self, key: str) -> dict | None:
         """The live lease on key (whoever holds it), or None."""
@@ -478,27 +504,55 @@ class SegmentCache:
 
     def release(self, key: str) -> None:
         """Give up this process's lease on key (someone else's is left alone)."""
+        tier = self._held.pop(key, None)
         if self.remote is not None and self.remote.available:
-            self.remote.release(key)
+            if self.remote.release(key) is False and tier == "remote":
+                self._lose(key, "released")
         path = self._leases / f"{key}.json"
         if not path.exists():
+            if tier == "local":
+                self._lose(key, "released")
             return
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
             if current is None or is_mine(current) or not lease_alive(current):
                 path.unlink(missing_ok=True)
+            elif tier == "local":
+                self._lose(key, "released")
 
-    def _update_lease(self, key: str, info: dict) -> None:
+    def mark_creating(self, key: str) -> None:
+        """Say in our lease that we are about to pay for key's task.
+
+        A build that takes the lease over from us dead, without a job id in
+        it, then knows we may have paid; without the mark, that we had not.
+        """
+        self._update_lease(key, {"creating": True}, "started its task")
+
+    def _update_lease(self, key: str, info: dict, when: str = "journaled its task") -> None:
+        tier = self._held.get(key)
         if info and self.remote is not None and self.remote.available:
-            self.remote.update_lease(key, info)
+            if self.remote.update_lease(key, info) is False and tier == "remote":
+                self._lose(key, when)
         path = self._leases / f"{key}.json"
-        if not info or not path.exists():
+        if not info:
+            return
+        if not path.exists():
+            if tier == "local":
+                self._lose(key, when)
             return
         with _flock(self._leases_lock(), exclusive=True):
             current = _read_json(path)
             if current is not None and is_mine(current):
                 _write_atomically(path, json.dumps({**current, **info,
                                                    "time": time.time()}).encode())
+            elif tier == "local":
+                self._lose(key, when)
+
+    def _lose(self, key: str, when: str) -> None:
+        if key not in self._lost:
+            self._lost.add(key)
+            log.warning("the lease on segment %s was taken by another build before this one %s "
+                        "(its ttl passed): that segment may be paid for twice", key[:12], when)
 
     def _leases_lock(self) -> Path:
         self._leases.mkdir(parents=True, exist_ok=True)

@@ -12,13 +12,17 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from pipeline import __version__
 from pipeline.errors import EXIT_OK, EXIT_RUNTIME, AudiobookError, InputError, Problem
 from pipeline.tts import BACKENDS
+
+if TYPE_CHECKING:
+    from pipeline.cache import SegmentCache
+    from pipeline.remote_cache import RemoteCache
 
 EXIT_INTERRUPT = 130
 
@@ -474,16 +478,25 @@ def cache_stats(state: State, as_json: bool) -> None:
 @cache.command("prune")
 @click.option("--include-paid", is_flag=True,
               help="Also drop unused audio that was paid for (it says what it cost).")
+@click.option("--remote", "remote", is_flag=True,
+              help="Also drop unused entries from the remote tier (cache.remote or "
+                   "AUDIOBOOK_REMOTE_CACHE). 'Unused' means no config recorded in THIS "
+                   "machine's cache uses it: run it where the fleet's configs were built "
+                   "(e.g. the fleet's final job). Entries younger than a lease's ttl are kept.")
 @click.option("--yes", is_flag=True, help="Do not ask before dropping paid audio.")
 @common_options
 @pass_state
-def cache_prune(state: State, include_paid: bool, yes: bool) -> None:
-    """Drop segments that no recorded config uses; paid ones only with --include-paid."""
+def cache_prune(state: State, include_paid: bool, remote: bool, yes: bool) -> None:
+    """Drop segments that no recorded config uses; paid ones only with --include-paid.
+
+    Without --remote the remote tier is never touched.
+    """
     from pipeline.cache import open_cache
     from pipeline.prune import used_keys
 
     cfg = _config(state)
     with open_cache(cfg) as store:
+        fleet = _remote_of(store) if remote else None
         keep, notes = used_keys(store, cfg)
         for note in notes:
             click.echo(f"note: {note}", err=True)
@@ -496,28 +509,71 @@ def cache_prune(state: State, include_paid: bool, yes: bool) -> None:
             # A build may have recorded a config since: decide again under the lock.
             keep, _ = used_keys(store, cfg)
             report = store.prune(keep, include_paid, only=unused)
-    click.echo(f"dropped {report.dropped} segment(s) ({report.dropped_credits} credit(s) of "
-               f"audio); kept {len(keep & store.local_keys())} in use")
+        click.echo(f"dropped {report.dropped} segment(s) ({report.dropped_credits} credit(s) of "
+                   f"audio); kept {len(keep & store.local_keys())} in use")
+        if report.kept_paid:
+            click.echo(f"kept {report.kept_paid} unused paid segment(s) "
+                       f"({report.kept_paid_credits} credit(s)); `audiobook cache prune "
+                       "--include-paid` drops them")
+        if fleet is not None:
+            _prune_fleet(fleet, keep, include_paid, yes)
+
+
+def _remote_of(store: SegmentCache) -> RemoteCache:
+    from pipeline.errors import RemoteCacheError
+
+    if store.remote is None:
+        raise RemoteCacheError("--remote: no remote cache is set; set cache.remote in "
+                               "audiobook.yml or AUDIOBOOK_REMOTE_CACHE to s3://BUCKET/PREFIX")
+    return store.remote
+
+
+def _prune_fleet(fleet: RemoteCache, keep: set[str], include_paid: bool, yes: bool) -> None:
+    from pipeline.prune import plan_remote_prune, prune_remote
+
+    report, doomed = plan_remote_prune(fleet, keep, include_paid)
+    if include_paid and report.dropped_credits and not yes:
+        click.confirm(f"drop {len(doomed)} segment(s) from {fleet.where} that no config recorded "
+                      f"here uses ({report.dropped_credits} credit(s) of paid audio)?", abort=True)
+    report = prune_remote(fleet, report, doomed)
+    click.echo(f"remote {fleet.where}: dropped {report.dropped} segment(s) "
+               f"({report.dropped_credits} credit(s) of audio); kept {report.kept_in_use} in "
+               f"use, {report.kept_fresh} too recent to judge (a build may be using them)")
     if report.kept_paid:
-        click.echo(f"kept {report.kept_paid} unused paid segment(s) ({report.kept_paid_credits} "
-                   "credit(s)); `audiobook cache prune --include-paid` drops them")
+        click.echo(f"remote {fleet.where}: kept {report.kept_paid} unused paid segment(s) "
+                   f"({report.kept_paid_credits} credit(s) or more); add --include-paid to "
+                   "drop them")
 
 
 @cache.command("clear")
+@click.option("--remote", "remote", is_flag=True,
+              help="Also delete every entry and lease in the remote tier (cache.remote or "
+                   "AUDIOBOOK_REMOTE_CACHE), for the whole fleet; run it while no build runs.")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @common_options
 @pass_state
-def cache_clear(state: State, yes: bool) -> None:
-    """Drop every cached segment."""
+def cache_clear(state: State, remote: bool, yes: bool) -> None:
+    """Drop every cached segment (the remote tier only with --remote)."""
     from pipeline.cache import open_cache
+    from pipeline.prune import clear_remote, remote_objects
 
     with open_cache(_config(state)) as store:
+        fleet = _remote_of(store) if remote else None
+        entries, leases = remote_objects(fleet) if fleet is not None else ([], [])
         if not yes:
-            paid = sum(store.entry_credits(k) or 0 for k in store.keys())
-            click.confirm(f"drop all {len(store.keys())} cached segment(s) in {store.directory} "
+            local = store.local_keys()
+            paid = sum(store.entry_credits(k) or 0 for k in local)
+            click.confirm(f"drop all {len(local)} cached segment(s) in {store.directory} "
                           f"({paid} credit(s) of paid audio)?", abort=True)
+            if fleet is not None:
+                click.confirm(f"delete all {len(entries) + len(leases)} object(s) under "
+                              f"{fleet.where} ({len(entries)} segment(s), {len(leases)} "
+                              "lease(s)), for every machine that shares it?", abort=True)
         count = store.clear()
-    click.echo(f"dropped {count} segment(s)")
+        click.echo(f"dropped {count} segment(s)")
+        if fleet is not None:
+            gone = clear_remote(fleet, entries + leases)
+            click.echo(f"deleted {gone} object(s) under {fleet.where}")
 
 
 @cache.command("verify")

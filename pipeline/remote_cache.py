@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pipeline.errors import InputError, Problem
-from pipeline.store_rules import MAX_ENTRY_BYTES, is_mine, lease_alive
+from pipeline.store_rules import MAX_ENTRY_BYTES, expired, is_mine, lease_alive
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -38,6 +38,17 @@ READ_TIMEOUT_S = 15.0
 ATTEMPTS = 2
 # Tries to win a lease before treating it as held by someone else.
 LEASE_TRIES = 3
+
+
+LeaseState = Literal["held", "busy", "down"]
+
+
+@dataclass(frozen=True)
+class RemoteObject:
+    name: str  # the object's full name in the bucket
+    short: str  # its name under PREFIX/<folder>/
+    size: int
+    modified: float  # seconds since the epoch
 
 
 @dataclass(frozen=True)
@@ -189,29 +200,39 @@ class RemoteCache:
             info = {}
         return (info if isinstance(info, dict) else {}), answer.get("ETag")
 
-    def lease(self, key: str, mine: dict) -> dict | None | Literal[False]:
-        """None: held now; a dict: the live holder; False: the remote did not answer."""
+    def lease(self, key: str, mine: dict) -> tuple[LeaseState, dict | None]:
+        """Try to take the lease on key for mine.
+
+        ("held", previous): we hold it now; previous is the dead holder's info
+        when we took it over (its job id, if any, is the task to adopt), else
+        None. ("busy", holder): a live holder has it. ("down", None): the
+        remote did not answer.
+        """
         name = self._object("leases", f"{key}.json")
         body = json.dumps(mine).encode()
         current: dict | None = None
         for _ in range(LEASE_TRIES):
             made = self._call("put_object", Key=name, Body=body, IfNoneMatch="*")
             if not self.available:
-                return False
+                return "down", None
             if made != "precondition":
-                return None
+                return "held", None
             current, etag = self._read_lease(key)
             if current is None or etag is None:
                 continue  # released meanwhile: try to create it again
             if lease_alive(current) and not is_mine(current):
-                return current
+                return "busy", current
             taken = self._call("put_object", Key=name, Body=body, IfMatch=etag)
             if not self.available:
-                return False
+                return "down", None
             if taken != "precondition":
-                log.info("took over the remote lease on segment %s", key[:12])
-                return None
-        return current or False
+                if is_mine(current):
+                    return "held", None  # our own lease, renewed
+                log.info("took over the remote lease on segment %s from pid %s on %s (%s)",
+                         key[:12], current.get("pid"), current.get("host"),
+                         "expired" if expired(current) else "process gone")
+                return "held", current
+        return ("busy", current) if current else ("down", None)
 
     def lease_info(self, key: str) -> dict | None | Literal[False]:
         current, _ = self._read_lease(key)
@@ -219,17 +240,77 @@ class RemoteCache:
             return False
         return current if current is not None and lease_alive(current) else None
 
-    def update_lease(self, key: str, info: dict) -> None:
+    def update_lease(self, key: str, info: dict) -> bool | None:
+        """Add info (the job id) to our lease. False: it is no longer ours (lost); None: no answer."""
         current, etag = self._read_lease(key)
-        if current is not None and etag and is_mine(current):
-            self._call("put_object", Key=self._object("leases", f"{key}.json"),
-                       Body=json.dumps({**current, **info, "time": time.time()}).encode(),
-                       IfMatch=etag)
+        if not self.available:
+            return None
+        if current is None or etag is None or not is_mine(current):
+            return False
+        done = self._call("put_object", Key=self._object("leases", f"{key}.json"),
+                          Body=json.dumps({**current, **info, "time": time.time()}).encode(),
+                          IfMatch=etag)
+        if not self.available:
+            return None
+        return done != "precondition"  # 412: taken between our read and our write
 
-    def release(self, key: str) -> None:
+    def release(self, key: str) -> bool | None:
+        """Drop our lease. False: it was no longer ours (lost); None: no answer."""
         current, _ = self._read_lease(key)
+        if not self.available:
+            return None
         if current is not None and (is_mine(current) or not lease_alive(current)):
             self._call("delete_object", Key=self._object("leases", f"{key}.json"))
+            return is_mine(current)
+        return False
+
+    # -- maintenance (cache prune/clear --remote) -------------------------
+    def objects(self, folder: str) -> list[RemoteObject]:
+        """Every object under PREFIX/folder/, with its size and age; [] if the remote is down."""
+        found: list[RemoteObject] = []
+        token = None
+        start = self._object(folder, "")
+        while self.available:
+            params: dict[str, Any] = {"Prefix": start}
+            if token:
+                params["ContinuationToken"] = token
+            page = self._call("list_objects_v2", **params)
+            if not isinstance(page, dict):
+                break
+            for item in page.get("Contents", []):
+                modified = item.get("LastModified")
+                found.append(RemoteObject(item["Key"], item["Key"][len(start):],
+                                          int(item.get("Size") or 0),
+                                          modified.timestamp() if modified else 0.0))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                break
+        return found
+
+    def head(self, key: str, size: int) -> bytes | None:
+        """The first size bytes of key's entry (a Range GET: the header, not the audio)."""
+        answer = self._call("get_object", Key=self._object("segments", f"{key}.seg"),
+                            Range=f"bytes=0-{size - 1}")
+        if not isinstance(answer, dict):
+            return None
+        try:
+            return answer["Body"].read(size)
+        except Exception as exc:  # noqa: BLE001 - a broken download is the remote's fault
+            self._give_up(exc)
+            return None
+
+    def delete(self, names: list[str]) -> int:
+        """Delete objects by full name, a thousand per request; how many went."""
+        gone = 0
+        for start in range(0, len(names), 1000):
+            batch = names[start:start + 1000]
+            answer = self._call("delete_objects", Delete={
+                "Objects": [{"Key": name} for name in batch], "Quiet": True})
+            if not isinstance(answer, dict):
+                break
+            gone += len(batch) - len(answer.get("Errors", []))
+        self._keys = None  # listed again when next asked
+        return gone
 
 
 def _reason(exc: BaseException) -> str:

@@ -56,3 +56,32 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """One real moto_server (S3 over HTTP on loopback) for the session; each test its own bucket."""
+    from tests.moto_helpers import MOTO, moto_server
+
+    if not MOTO.exists():
+        pytest.skip("moto_server is not installed")
+    with moto_server() as (_, url):
+        yield url
+
+
+@pytest.fixture
+def s3(moto_url, monkeypatch):
+    """A fresh bucket; the AWS chain in this process and its children points at it.
+
+    AUDIOBOOK_REMOTE_CACHE is s3://BUCKET/fleet. Yields (boto3 client, bucket).
+    """
+    import boto3
+
+    from tests.moto_helpers import aws_env, new_bucket
+
+    for name, value in aws_env(moto_url).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    bucket = new_bucket(moto_url)
+    monkeypatch.setenv("AUDIOBOOK_REMOTE_CACHE", f"s3://{bucket}/fleet")
+    return boto3.client("s3"), bucket

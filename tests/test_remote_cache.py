@@ -9,22 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
-from pathlib import Path
 
-import httpx
 import pytest
 
+from pipeline.book import Voice
 from pipeline.cache import CachedAudio, SegmentCache
 from pipeline.errors import InputError
 from pipeline.remote_cache import Location, RemoteCache, parse_location
+from pipeline.tts.audiocleaner import AudioCleanerBackend
+from pipeline.tts.base import SynthesisRequest
+from pipeline.tts.journal import MemoryJournal
 from tests.conftest import REPO, run_cli
-
-MOTO = Path(sys.executable).parent / "moto_server"
+from tests.emulator_helpers import KEY, create, emulator
+from tests.moto_helpers import free_port
 
 CONFIG = """\
 title: Fleet Book
@@ -38,52 +38,6 @@ chapters:
 ONE = "# One\n\nThe lamp was lit at dusk.\n\nNobody climbed the stair that night.\n"
 
 KEY_A = "a" * 64
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    if not MOTO.exists():
-        pytest.skip("moto_server is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([str(MOTO), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # a loaded machine starts it slowly
-        while True:
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-@pytest.fixture
-def s3(moto_url, monkeypatch):
-    """A fresh bucket; the AWS chain in this process and its children points at it."""
-    import boto3
-
-    for name, value in {"AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "test",
-                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    bucket = f"audiobook-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AUDIOBOOK_REMOTE_CACHE", f"s3://{bucket}/fleet")
-    return client, bucket
 
 
 def _objects(client, bucket: str, folder: str) -> list[str]:
@@ -201,7 +155,7 @@ def test_a_second_machine_builds_from_the_fleet_and_push_fills_it(s3, project, t
 def test_an_unreachable_fleet_is_one_line_and_offline_never_touches_it(project, monkeypatch):
     folder = project(CONFIG, {"one.md": ONE}).parent
     monkeypatch.setenv("AUDIOBOOK_REMOTE_CACHE", "s3://nowhere/prefix")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nobody there
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nobody there
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
@@ -216,3 +170,109 @@ def test_an_unreachable_fleet_is_one_line_and_offline_never_touches_it(project, 
     assert offline.returncode == 0 and "remote cache" not in offline.stderr, offline.stderr
     pushed = run_cli("cache", "push", cwd=folder)
     assert pushed.returncode == 1 and "internal error" not in pushed.stderr
+
+
+LOSER = """\
+import sys, time
+from pathlib import Path
+from pipeline.cache import SegmentCache
+from pipeline.remote_cache import open_remote
+store = SegmentCache(Path(sys.argv[1]), remote=open_remote(None))
+assert store.lease(sys.argv[2], {"who": "loser"}, ttl_s=2.0) is None
+print("held", flush=True)
+while not Path(sys.argv[3]).exists():
+    time.sleep(0.02)
+store.set_pending(sys.argv[2], {"job_id": "job-late", "base_url": "http://svc"})
+store.release(sys.argv[2])
+print("lost", store.leases_lost(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_lease_taken_over_says_whose_it_was_and_its_holder_counts_it_lost(s3, tmp_path):
+    """Another machine's lease is taken over once its ttl passes; the taker learns the dead
+    holder's info (its job id is a task to adopt); the slow holder finds its lease lost."""
+    client, bucket = s3
+    go = tmp_path / "go"
+    me = SegmentCache(tmp_path / "me", remote=RemoteCache(
+        parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")))
+    assert me.remote.keys() == set()  # boto3 is slow to set up: before the holder's ttl starts
+    proc = subprocess.Popen([sys.executable, "-c", LOSER, str(tmp_path / "slow"), KEY_A, str(go)],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        busy = me.lease(KEY_A, {"who": "me"}, ttl_s=60)
+        assert busy is not None and busy["who"] == "loser"  # alive: ttl not passed yet
+        assert me.took_over(KEY_A) is None
+        time.sleep(2.1)
+        assert me.lease(KEY_A, {"who": "me"}, ttl_s=60) is None
+        previous = me.took_over(KEY_A)
+        assert previous is not None and previous["who"] == "loser"
+        assert me.took_over(KEY_A) is None  # told once
+        go.touch()
+        said = proc.stdout.readline().split()
+    finally:
+        go.touch()
+        proc.wait(60)
+    assert said == ["lost", "1"]  # found at update and at release: one lease, counted once
+    assert me.lease_info(KEY_A)["who"] == "me"  # the loser changed nothing
+    assert me.leases_lost() == 0
+    me.release(KEY_A)
+    assert me.leases_lost() == 0 and _objects(client, bucket, "leases") == []
+
+
+class _AfterDeadHolders(MemoryJournal):
+    """A journal whose lease() took over dead holders' leases (as the segment cache says
+    through took_over): what each holder's lease said is handed out once."""
+
+    def __init__(self, previous: dict[str, dict]):
+        super().__init__()
+        self.previous = previous
+        self.marked: list[str] = []
+
+    def took_over(self, key: str) -> dict | None:
+        return self.previous.pop(key, None)
+
+    def mark_creating(self, key: str) -> None:
+        self.marked.append(key)
+
+
+@pytest.mark.slow
+def test_a_dead_holders_task_is_adopted_and_a_lease_without_one_is_counted():
+    paid, creating, idle = "b" * 64, "c" * 64, "d" * 64
+    texts = {paid: "The lamp at Gannet Point was lit at dusk, as it had been for ninety years.",
+             creating: "Rain came in from the west and the keeper wrote the pressure in his log.",
+             idle: "By midnight the wind had turned, and the sea climbed the rocks below."}
+    with emulator(latency=0.05, audio_kind="tone") as emu:
+        job = create(emu.url, texts[paid])["data"]["job_id"]  # the dead holder's task: paid
+        journal = _AfterDeadHolders({
+            paid: {"pid": 1, "host": "elsewhere", "base_url": emu.url, "job_id": job},
+            # killed inside its create: the service may have taken it
+            creating: {"pid": 2, "host": "elsewhere", "base_url": emu.url, "creating": True},
+            idle: {"pid": 3, "host": "elsewhere", "base_url": emu.url}})  # never got that far
+        backend = AudioCleanerBackend(KEY, emu.url, journal=journal)
+        got: dict = {}
+        backend.synthesize_all([SynthesisRequest(k, t, Voice(2072), k[0]) for k, t in texts.items()],
+                               3, lambda request, audio: got.__setitem__(request.key, audio))
+        stats = emu.stats()
+    assert stats["tasks_created"] == 3  # the dead holder's, and one each for the leases without
+    counters = backend.stats()
+    assert counters["tasks_adopted"] == 1 and counters["tasks_created"] == 2
+    assert counters["leases_taken_over"] == 3 and counters["leases_taken_over_without_job"] == 2
+    assert counters["credits_maybe_charged"] == 1  # only the one killed while creating
+    assert got[paid].credits == 1 and set(got) == set(texts)
+    assert sorted(journal.marked) == [creating, idle]  # said before paying; not for the adopted
+
+
+@pytest.mark.slow
+def test_a_lease_says_a_create_was_started_before_its_job_id_arrives(s3, tmp_path):
+    store = SegmentCache(tmp_path / "one", remote=RemoteCache(
+        parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")))
+    assert store.lease(KEY_A, {"who": "me"}, ttl_s=60) is None
+    assert not store.lease_info(KEY_A).get("creating")
+    store.mark_creating(KEY_A)
+    assert store.lease_info(KEY_A)["creating"] is True
+    store.set_pending(KEY_A, {"job_id": "j1", "base_url": "http://svc"})
+    assert store.lease_info(KEY_A)["job_id"] == "j1" and store.leases_lost() == 0
+    store.release(KEY_A)

@@ -163,7 +163,9 @@ class AudioCleanerBackend:
         self.durations = DurationEstimate(self.poll)
         self.rng = random.Random()
         self.counters = dict.fromkeys(
-            ("tasks_created", "tasks_resumed", "tasks_shared", "segments_made_elsewhere",
+            ("tasks_created", "tasks_resumed", "tasks_shared", "tasks_adopted",
+             "segments_made_elsewhere", "leases_taken_over", "leases_taken_over_without_job",
+             "leases_lost",
              "resume_only_skipped", "tasks_failed_retried", "retries", "throttled",
              "create_retries_that_may_have_taken_effect", "credits_maybe_charged", "polls",
              "downloads"), 0)
@@ -215,7 +217,21 @@ class _Stop(Exception):
     """Another task failed the build: stop before paying for anything more."""
 
 
-_MADE_ELSEWHERE = "made elsewhere"  # _claim's answer when another build stored the segment
+# How a run came by a segment's task (_claim): it creates one, polls one another live
+# build created, adopts a dead build's, resumes its own journal's; or the audio is stored.
+_NEW, _SHARED, _ADOPTED, _RESUMED = "new", "shared", "adopted", "resumed"
+_MADE_ELSEWHERE = "made elsewhere"
+_COUNTER = {_SHARED: "tasks_shared", _ADOPTED: "tasks_adopted", _RESUMED: "tasks_resumed"}
+
+
+def lease_ttl(poll: PollPolicy, retry: RetryPolicy, bounds: Bounds) -> float:
+    """How long a lease lives unrenewed: the longest a holder can take, its create's
+    retries and then its polls. Objects younger than this may belong to a build in progress."""
+    return poll.deadline + (retry.max_retries + 1) * (bounds.deadline + retry.cap)
+
+
+def default_lease_ttl() -> float:
+    return lease_ttl(PollPolicy(), RetryPolicy(), Bounds())
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -258,10 +274,9 @@ class _Run:
         self.spent = self.maybe = self.in_flight = 0
         self.holder = {"holder": uuid.uuid4().hex, "pid": os.getpid(),
                        "host": socket.gethostname(), "base_url": self.base_url}
-        # A lease outlives the longest a holder can take: its create's retries, then its polls.
-        self.lease_ttl = (self.poll.deadline
-                          + (self.retry.max_retries + 1) * (self.bounds.deadline + self.retry.cap))
+        self.lease_ttl = lease_ttl(self.poll, self.retry, self.bounds)
         self.leased: set[str] = set()
+        self.lost_before = self._leases_lost()
 
     # -- orchestration -----------------------------------------------------
     async def main(self) -> None:
@@ -284,6 +299,7 @@ class _Run:
         finally:
             for key in list(self.leased):
                 self._release(key)
+            self.counters["leases_lost"] += self._leases_lost() - self.lost_before
             await self.api.aclose()
             await self.files.aclose()
         if self.failure is not None:
@@ -338,21 +354,22 @@ class _Run:
                     self.counters["resume_only_skipped"] += 1
                     log.info("%s has no journaled task to resume; skipped", request.label)
                     return
-                claim = await self._claim(request)
-                if claim == _MADE_ELSEWHERE:
+                job_id, how = await self._claim(request)
+                if how == _MADE_ELSEWHERE:
                     self.counters["segments_made_elsewhere"] += 1
                     log.info("%s was made by another build sharing the cache", request.label)
                     self.done.add(request.key)
                     return
-                job_id, shared = claim, claim is not None
+                shared = how == _SHARED
             else:
-                shared = self._held_elsewhere(request)
+                how = _SHARED if self._held_elsewhere(request) else _RESUMED
+                shared = how == _SHARED
             resumed = job_id is not None
             await self.window.acquire()
             held = False
             try:
                 if job_id is not None:
-                    self.counters["tasks_shared" if shared else "tasks_resumed"] += 1
+                    self.counters[_COUNTER[how]] += 1
                     log.debug("%s task %s for %s", "joining" if shared else "resuming", job_id,
                               request.label)
                 else:
@@ -392,17 +409,19 @@ class _Run:
         info = self.journal.pending(request.key) or {}
         return int(info.get("credits", 0) or 0)
 
-    async def _claim(self, request: SynthesisRequest) -> str | None:
-        """None when this run may pay for the segment; else a job id to poll, or _MADE_ELSEWHERE.
+    async def _claim(self, request: SynthesisRequest) -> tuple[str | None, str]:
+        """Who pays for the segment: (None, _NEW) when this run may; else a job id to poll
+        and how we came by it (_SHARED, _ADOPTED), or (None, _MADE_ELSEWHERE).
 
         With a leasing journal, only the lease holder creates a task. Another
         live holder's task is polled once it exists; until then we wait
-        (backing off) for its job id, for the audio, or for its lease to expire.
+        (backing off) for its job id, for the audio, or for its lease to die.
+        A dead holder's task is adopted (see _after_takeover).
         """
         lease: Callable[[str, dict, float], dict | None] | None = getattr(self.journal, "lease",
                                                                           None)
         if lease is None:
-            return None
+            return None, _NEW
         delay, told = 0.05, False
         while True:
             if self.failure is not None:
@@ -412,22 +431,66 @@ class _Run:
                 self.leased.add(request.key)
                 if request.key in self.journal:  # stored just before we took the lease
                     self._release(request.key)
-                    return _MADE_ELSEWHERE
-                return None
+                    return None, _MADE_ELSEWHERE
+                adopted = self._after_takeover(request)
+                return (adopted, _ADOPTED) if adopted else (None, _NEW)
             job = other.get("job_id") if other.get("base_url") == self.base_url else None
             if job:
-                return str(job)
+                return str(job), _SHARED
             if request.key in self.journal:
-                return _MADE_ELSEWHERE
+                return None, _MADE_ELSEWHERE
             journaled = self._journaled(request)
-            if journaled:
-                return journaled
+            if journaled:  # the live holder journaled it in the folder we share
+                return journaled, _SHARED
             if not told:
                 log.info("%s is being paid for by another build; waiting for its task",
                          request.label)
                 told = True
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
+
+    def _after_takeover(self, request: SynthesisRequest) -> str | None:
+        """The dead holder's job id when our lease took over one that carried it, else None.
+
+        Its journal may be on another machine, but its lease carries the job
+        id: we journal that task as ours and poll it instead of paying again.
+        A dead holder without a job id whose lease says it had started a
+        create may have been killed between the service taking it and the
+        job id reaching the lease: the one case a segment may be paid twice
+        (the API has no idempotency key), so its credits are counted in
+        credits_maybe_charged. They are not held against this run's
+        --max-credits: if paid, the dead run paid them.
+        """
+        took_over = getattr(self.journal, "took_over", None)
+        previous = took_over(request.key) if took_over is not None else None
+        if previous is None:
+            return None
+        self.counters["leases_taken_over"] += 1
+        job = previous.get("job_id") if previous.get("base_url") == self.base_url else None
+        if job:
+            self.journal.set_pending(request.key, {
+                "job_id": str(job), "base_url": self.base_url, "created_at": time.time(),
+                "credits": credits_for(len(request.text)), "adopted": True})
+            log.info("%s: the build holding it (pid %s on %s) is gone; polling its task %s "
+                     "instead of paying again", request.label, previous.get("pid"),
+                     previous.get("host"), job)
+            return str(job)
+        journaled = self._journaled(request)
+        if journaled:
+            return journaled
+        self.counters["leases_taken_over_without_job"] += 1
+        if not previous.get("creating"):
+            log.info("%s: the build holding it (pid %s on %s) is gone before it started a task; "
+                     "nothing was paid for it", request.label, previous.get("pid"),
+                     previous.get("host"))
+            return None
+        cost = credits_for(len(request.text))
+        self.counters["credits_maybe_charged"] += cost
+        log.warning("%s: the build holding it (pid %s on %s) was killed while creating its task, "
+                    "before it recorded the job id; if the service had taken that create, this "
+                    "segment's %d credit(s) are paid twice", request.label, previous.get("pid"),
+                    previous.get("host"), cost)
+        return None
 
     def _held_elsewhere(self, request: SynthesisRequest) -> bool:
         """Whether another live build holds this journaled task's lease (it is polling it too)."""
@@ -436,8 +499,15 @@ class _Run:
             return False
         if lease(request.key, self.holder, self.lease_ttl) is None:
             self.leased.add(request.key)  # its builder is gone: the task is ours to resume
+            took_over = getattr(self.journal, "took_over", None)
+            if took_over is not None and took_over(request.key) is not None:
+                self.counters["leases_taken_over"] += 1  # the task is in our journal: no cost
             return False
         return True
+
+    def _leases_lost(self) -> int:
+        lost = getattr(self.journal, "leases_lost", None)
+        return int(lost()) if lost is not None else 0
 
     def _release(self, key: str) -> None:
         if key in self.leased:
@@ -456,6 +526,11 @@ class _Run:
         body = {"voice_id": voice.voice, "emotion": voice.emotion, "speed": voice.speed,
                 "language": voice.language, "text": request.text}
         cost = credits_for(len(request.text))
+        mark = getattr(self.journal, "mark_creating", None)
+        if mark is not None and request.key in self.leased:
+            # Said in the lease before paying: a build that takes it over from us
+            # dead then knows whether we may have paid (see _after_takeover).
+            mark(request.key)
 
         async def attempt() -> Any:
             self._check_budget(cost, request)

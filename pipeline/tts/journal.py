@@ -30,7 +30,12 @@ class LeasingJournal(Journal, Protocol):
 
     lease() returns None when the caller now holds the lease, else the
     holder's info (with `job_id` and `base_url` once its task exists).
-    Expired leases are taken over. The client uses these when present.
+    Expired leases are taken over. The client uses these when present, and
+    three optional methods when the journal has them (the segment cache does):
+    `took_over(key) -> dict | None`, the dead holder's info when the last
+    lease() took over its lease (a job id in it is a task to adopt), and
+    `leases_lost() -> int`, leases this process held that another build took,
+    and `mark_creating(key)`, which says in our lease that we are about to pay.
     """
 
     def lease(self, key: str, holder: dict, ttl_s: float) -> dict | None: ...
