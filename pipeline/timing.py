@@ -89,6 +89,11 @@ def lay_out(audio: AudioSegment, text: str, parts: Sequence[Part],
     pauses = find_pauses(levels, speech)
     if marks:
         found = _by_marks(joints, parts, marks, pauses)
+        if len(found) < len(joints):
+            # A sentence end the engine does not mark (eSpeak reads "..." before
+            # a capital as a clause, not a sentence): the aligner places it,
+            # between the joints its marks did place.
+            found = _between_marked(found, _by_prior(joints, parts, text, speech, pauses))
     else:
         found = _by_prior(joints, parts, text, speech, pauses)
     return _assemble(audio, parts, speech, joints, found, pause_ms, marks)
@@ -138,6 +143,20 @@ def _by_marks(joints: list[int], parts: Sequence[Part], marks: Sequence[tuple[in
         if near:
             found[k] = max(near, key=lambda p: (p.length, -abs(p.end_ms - at)))
     return _monotone(found)
+
+
+def _between_marked(marked: dict[int, Pause], guessed: dict[int, Pause]) -> dict[int, Pause]:
+    """The marked joints, plus each guessed one that lies between its marked neighbours."""
+    out = dict(marked)
+    for k, pause in guessed.items():
+        if k in marked:
+            continue
+        before = [marked[j] for j in marked if j < k]
+        after = [marked[j] for j in marked if j > k]
+        if ((not before or pause.start_ms >= max(p.end_ms for p in before))
+                and (not after or pause.end_ms <= min(p.start_ms for p in after))):
+            out[k] = pause
+    return _monotone(out)
 
 
 def _mark_for(offset: int, marks: Sequence[tuple[int, int]]) -> int | None:

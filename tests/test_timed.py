@@ -98,6 +98,34 @@ def test_offline_build_times_every_sentence_and_pauses_every_paragraph(project, 
             if p.is_file()} == before  # a no-op build writes nothing, new outputs included
 
 
+TRAILING = ["The tide came in, and the tide went out again... Nobody on the pier said a word.",
+            "He counted the flashes twice… Then he wrote the number in the log.",
+            "She waited by the stove, by the window, by the door... The kettle never sang.",
+            "It was late. The lamp was lit... Tobin climbed the stair with the oil can."]
+
+
+@pytest.mark.slow
+def test_sentences_the_engine_does_not_mark_are_placed_between_those_it_does(project, tmp_path):
+    # eSpeak reads "..." or "…" before a capital as a clause, not a sentence:
+    # it reports no sentence event there, yet the joint must still be cut and timed.
+    body = "\n\n".join(["# Trailing Off", *(TRAILING * 3)])
+    project(CONFIG.format(backend="backend: local").replace("vtt, epub", "vtt"),
+            {"ch/01.md": body + "\n"})
+    done = run_cli("build", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((tmp_path / "build" / "manifest.json").read_text())["chapters"][0]
+    assert entry["boundaries_unaligned"] == 0, entry["boundaries_unaligned"]
+    sentences = entry["sentences"]
+    # The heading, then per round 2 + 1 + 2 + 3 sentences: the splitter (like
+    # pysbd) ends a sentence at "..." before a capital, but not at "…".
+    assert len(sentences) == 1 + 3 * (2 + 1 + 2 + 3)
+    lv = levels(tmp_path / "build" / entry["file"])
+    quiet = [all(db < SILENT_DB for db in lv[(a["end_ms"] + 20) // BLOCK_MS:
+                                             (b["start_ms"] - 20) // BLOCK_MS])
+             for a, b in zip(sentences, sentences[1:])]
+    assert all(quiet), [s["text"] for s, q in zip(sentences[1:], quiet) if not q]
+
+
 @pytest.mark.slow
 def test_emulator_build_aligns_the_services_audio(project, tmp_path):
     project(CONFIG.format(backend="backend: audiocleaner"), {"ch/01.md": dialogue(24)})
