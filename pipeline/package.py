@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pipeline")
 
-OUTPUT_FORMAT = 4  # bump when the stitching or encoding changes (4: joints re-timed)
+OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-timed; 5: unmarked sentence ends too)
 BOOK_FORMAT = 2  # bump when the m4b encoding changes
 READALONG_FORMAT = 1  # bump when the read-along EPUB changes
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256

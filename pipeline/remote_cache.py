@@ -142,23 +142,7 @@ class RemoteCache:
     def keys(self) -> set[str]:
         if self._keys is not None:
             return set(self._keys)
-        found: set[str] = set()
-        token = None
-        folder = self._object("segments", "")
-        while self.available:
-            params: dict[str, Any] = {"Prefix": folder}
-            if token:
-                params["ContinuationToken"] = token
-            page = self._call("list_objects_v2", **params)
-            if not isinstance(page, dict):
-                break
-            for item in page.get("Contents", []):
-                name = item["Key"][len(folder):]
-                if name.endswith(".seg"):
-                    found.add(name[:-4])
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
-                break
+        found = {o.short[:-4] for o in self.objects("segments") if o.short.endswith(".seg")}
         # One listing per open: a build plans once; puts keep it current.
         self._keys = found if self.available else set()
         return set(self._keys)

@@ -127,8 +127,8 @@ def cli(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
                           capture_output=True, text=True, timeout=300)
 
 
-def plan_totals(cwd: Path, env: dict[str, str]) -> dict:
-    done = cli("plan", "--json", cwd=cwd, env=env)
+def plan_totals(cwd: Path, env: dict[str, str], *extra: str) -> dict:
+    done = cli("plan", "--json", *extra, cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["totals"]
 

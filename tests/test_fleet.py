@@ -23,8 +23,17 @@ from pipeline.cache import CachedAudio, SegmentCache, entry_bytes
 from pipeline.prune import plan_remote_prune, prune_remote
 from pipeline.remote_cache import RemoteCache, parse_location
 from tests.conftest import REPO
-from tests.emulator_helpers import book_config, cli, emulator, remote_env, wait_for
+from tests.emulator_helpers import (
+    book_config,
+    build_json,
+    cli,
+    emulator,
+    plan_totals,
+    remote_env,
+    wait_for,
+)
 from tests.moto_helpers import aws_env, moto_server, new_bucket, object_names
+from tests.test_remote_cache import CONFIG, ONE
 
 pytestmark = pytest.mark.slow  # every test here runs real builds or a real S3 server
 
@@ -52,18 +61,6 @@ def _runner(tmp_path: Path, name: str, base: dict[str, str]) -> dict[str, str]:
     return {**base, "AUDIOBOOK_CACHE_DIR": str(tmp_path / f"cache-{name}")}
 
 
-def _plan(folder: Path, env: dict[str, str], *extra: str) -> dict:
-    done = cli("plan", "--json", *extra, cwd=folder, env=env)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)["totals"]
-
-
-def _build(folder: Path, env: dict[str, str], *extra: str) -> dict:
-    done = cli("build", "--json", *extra, cwd=folder, env=env)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
 def _outputs(folder: Path) -> dict[str, bytes]:
     """Every chapter MP3 and the M4B, by name."""
     found = {p.name: p.read_bytes() for p in sorted((folder / "build").iterdir())
@@ -89,12 +86,12 @@ def test_a_second_runner_pays_nothing_and_writes_the_same_bytes(s3, tmp_path):
     with emulator(latency=0.1, audio_kind="tone") as emu:
         base = remote_env(emu.url)
         a, b = _samples(tmp_path / "a"), _samples(tmp_path / "b")
-        plan = _plan(a, _runner(tmp_path, "a", base), *emulated)
-        first = _build(a, _runner(tmp_path, "a", base), *emulated)
+        plan = plan_totals(a, _runner(tmp_path, "a", base), *emulated)
+        first = build_json(a, _runner(tmp_path, "a", base), *emulated)
         after_a = emu.stats()
         # B needs no API key: every segment is in the bucket (docs/ci.md's final job).
         no_key = {k: v for k, v in base.items() if k != "AUDIOCLEANER_API_KEY"}
-        second = _build(b, _runner(tmp_path, "b", no_key), *emulated, "--max-credits", "0")
+        second = build_json(b, _runner(tmp_path, "b", no_key), *emulated, "--max-credits", "0")
         after_b = emu.stats()
     assert plan["credits_to_spend"] == plan["credits"] > 0
     assert after_a["credits_charged"] == plan["credits_to_spend"] == first["credits_spent"]
@@ -114,7 +111,7 @@ def test_two_runners_started_together_pay_the_plan_once_between_them(s3, tmp_pat
     with emulator(latency=0.5, audio_kind="tone") as emu:
         base = remote_env(emu.url)
         folders = [_samples(tmp_path / name) for name in ("a", "b")]
-        plan = _plan(folders[0], _runner(tmp_path, "plan", base), *emulated)
+        plan = plan_totals(folders[0], _runner(tmp_path, "plan", base), *emulated)
         procs = [_build_process(folder, _runner(tmp_path, folder.name, base), *emulated)
                  for folder in folders]
         answers = [proc.communicate(timeout=300) for proc in procs]
@@ -159,7 +156,7 @@ def test_a_runner_killed_holding_leases_costs_nothing_twice(s3, tmp_path):
     # create is in the air for a whole latency, and that is when we kill.
     with emulator(latency=1.0, concurrency=3, audio_kind="tone") as emu:
         base = remote_env(emu.url)
-        plan = _plan(folder_a, _runner(tmp_path, "a", base))
+        plan = plan_totals(folder_a, _runner(tmp_path, "a", base))
         proc = _build_process(folder_a, _runner(tmp_path, "a", base), "--jobs", "3")
         try:
             wait_for(lambda: _all_leases_carry_jobs(client, bucket, emu, plan["segments"]),
@@ -168,7 +165,7 @@ def test_a_runner_killed_holding_leases_costs_nothing_twice(s3, tmp_path):
         finally:
             proc.communicate(timeout=30)
         killed_at = emu.stats()
-        report = _build(folder_b, _runner(tmp_path, "b", base), "--jobs", "3")
+        report = build_json(folder_b, _runner(tmp_path, "b", base), "--jobs", "3")
         stats = emu.stats()
     assert proc.returncode == -signal.SIGKILL
     assert 0 < killed_at["tasks_created"] < plan["segments"]
@@ -189,7 +186,7 @@ def test_the_remote_stopping_mid_build_turns_the_tier_off_and_the_build_complete
         bucket = new_bucket(url)
         env = {**aws_env(url), **remote_env(emu.url), "AUDIOBOOK_CACHE_DIR": str(tmp_path / "c"),
                "AUDIOBOOK_REMOTE_CACHE": f"s3://{bucket}/fleet"}
-        plan = _plan(folder, env)
+        plan = plan_totals(folder, env)
         import boto3
 
         client = boto3.client("s3", endpoint_url=url, region_name="us-east-1",
@@ -223,16 +220,6 @@ def test_the_remote_stopping_mid_build_turns_the_tier_off_and_the_build_complete
 
 # ---------------------------------------------------------------- prune and clear --remote
 
-CONFIG = """\
-title: Fleet Book
-author: Tester
-narrator: {voice: 2072}
-output: {formats: [mp3], loudness: none}
-chapters:
-  - source: one.md
-"""
-
-ONE = "# One\n\nThe lamp was lit at dusk.\n\nNobody climbed the stair that night.\n"
 
 
 def _foreign(remote: RemoteCache, key: str, credits: int, backend: str) -> None:
