@@ -75,6 +75,8 @@ segments/  one file per entry: a JSON header line (checksum, length, credits)
 pending/   remote tasks created but not yet downloaded (resumed by the next build)
 leases/    which build is making a segment right now
 uses/      which config used this cache with which backend (prune keeps their audio)
+plans/     each chapter's plan, read back when nothing it depends on changed
+covers/    the book's cover as fitted into the files (an SVG rasterized once)
 
 Commands: `audiobook cache stats`, `audiobook cache verify [--repair]`,
 `audiobook cache prune` (drop what no recorded config uses; paid audio only

@@ -96,7 +96,7 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         files.safe_folder(out_dir, HIDDEN_DIR)
     for folder in (out_dir, out_dir / HIDDEN_DIR):
         files.remove_leftovers(folder)
-    cover = CoverFile(out_dir, book_cover(cfg))
+    cover = CoverFile(out_dir, book_cover(cfg, cache.directory / "covers"))
     try:
         todo = _chapters_to_render(plan, cover.digest, entries, force, result)
         errors = _render_chapters(plan, cache, todo, jobs, cover, progress, entries, result)
@@ -508,11 +508,12 @@ class CoverFile:
             self._path.unlink(missing_ok=True)
 
 
-def book_cover(cfg: Config) -> tuple[bytes, str] | None:
+def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | None:
     """(image bytes, 'jpg' or 'png'): `cover:` in the config, else the first EPUB's cover.
 
     SVG covers are rasterized; covers over COVER_MAX_BYTES or COVER_MAX_SIDE
     pixels are scaled down, so a huge image is not copied into every file.
+    With memo (a folder), a cover that needed that work is kept there.
     """
     if cfg.cover is not None:
         where = cfg.line_of("cover")
@@ -525,7 +526,7 @@ def book_cover(cfg: Config) -> tuple[bytes, str] | None:
     if not data:
         return None
     try:
-        return fit_cover(data)
+        return fit_cover(data) if memo is None else remembered_cover(data, memo)
     except (AudioToolError, ValueError) as exc:
         if cfg.cover is not None:
             raise InputError(Problem(cfg.display, where, "cover",
@@ -541,14 +542,54 @@ def fit_cover(data: bytes) -> tuple[bytes, str]:
         import resvg_py
 
         data = bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
-    kind = image_kind(data)
-    kind = kind if kind in ("jpg", "png") else None  # MP3 and MP4 players show only these
-    size = image_size(data) if kind else None
-    if kind and len(data) <= COVER_MAX_BYTES and size and max(size) <= COVER_MAX_SIDE:
-        return data, kind
-    if kind is None and len(data) <= COVER_MAX_BYTES:
+    usable = _usable_as_is(data)
+    if usable:
+        return data, usable
+    if image_kind(data) not in ("jpg", "png") and len(data) <= COVER_MAX_BYTES:
         return audio.to_png(data), "png"  # MP3 and MP4 players show only JPEG and PNG reliably
     return audio.to_jpeg(data, COVER_MAX_SIDE), "jpg"
+
+
+def _usable_as_is(data: bytes) -> str | None:
+    """'jpg' or 'png' for a cover that goes into the files unchanged, else None."""
+    kind = image_kind(data)
+    if kind not in ("jpg", "png"):  # MP3 and MP4 players show only these
+        return None
+    size = image_size(data)
+    return kind if size and len(data) <= COVER_MAX_BYTES and max(size) <= COVER_MAX_SIDE else None
+
+
+COVER_FORMAT = 1  # bump when fit_cover makes other bytes of the same image
+
+
+def remembered_cover(data: bytes, folder: Path) -> tuple[bytes, str]:
+    """fit_cover(data), kept in folder by the source's digest.
+
+    Rasterizing an SVG cover (every Standard Ebooks EPUB has one) or scaling
+    a big one takes about half a second, in every build, no-op builds
+    included. The kept file's name carries its own digest, so a damaged one
+    is made again, never embedded.
+    """
+    usable = _usable_as_is(data)
+    if usable:
+        return data, usable  # nothing to remember
+    source = hashlib.sha256(b"%d\0" % COVER_FORMAT + data).hexdigest()[:32]
+    for path in sorted(folder.glob(f"{source}-*")) if folder.is_dir() else []:
+        digest, _, ext = path.name[len(source) + 1:].partition(".")
+        try:
+            kept = path.read_bytes()
+        except OSError:
+            continue
+        if ext in ("jpg", "png") and hashlib.sha256(kept).hexdigest()[:32] == digest:
+            return kept, ext
+    fitted, ext = fit_cover(data)
+    name = f"{source}-{hashlib.sha256(fitted).hexdigest()[:32]}.{ext}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files.write_atomic(folder / name, fitted)
+    except (OSError, AudiobookError) as exc:  # a read-only cache still builds, only slower
+        log.debug("cover not kept in %s: %s", folder, exc)
+    return fitted, ext
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

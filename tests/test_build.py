@@ -120,7 +120,8 @@ subprocess.Popen.__init__ = counting
 from pipeline.cli import main
 code = main(["build", "-q"])
 making = ("pipeline.spoken", "num2words", "pipeline.timing", "pipeline.readalong", "pysbd",
-          "markdown_it", "pipeline.sources.markdown", "pipeline.tts.audiocleaner", "imageio_ffmpeg")
+          "markdown_it", "pipeline.sources.markdown", "pipeline.tts.audiocleaner", "imageio_ffmpeg",
+          "resvg_py")
 print(code, started, sorted(m for m in making if m in sys.modules))
 """
 
@@ -128,9 +129,13 @@ print(code, started, sorted(m for m in making if m in sys.modules))
 @pytest.mark.slow
 def test_a_no_op_build_starts_no_process_and_loads_no_code_for_making_audio(project):
     # What keeps a no-op build of a long book fast (benchmarks/bench_noop.py):
-    # no ffmpeg probe, no re-reading or re-packing, no modules for making audio.
-    folder = project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b, vtt]"),
-                     {"one.md": ONE, "two.md": TWO}).parent
+    # no ffmpeg probe, no re-reading or re-packing, no modules for making audio,
+    # no rasterizing of the SVG cover.
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="450">' \
+          '<rect width="300" height="450" fill="navy"/></svg>'
+    folder = project(CONFIG.replace("formats: [mp3]", "formats: [mp3, m4b, vtt]")
+                     + "cover: cover.svg\n",
+                     {"one.md": ONE, "two.md": TWO, "cover.svg": svg}).parent
     assert run_cli("build", "-q", cwd=folder).returncode == 0
     probe = subprocess.run([sys.executable, "-c", NO_OP_PROBE], cwd=folder, capture_output=True,
                            text=True, timeout=120)

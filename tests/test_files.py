@@ -290,6 +290,25 @@ def test_an_svg_cover_is_rasterized_to_png():
     assert kind == "png" and package.image_size(data) == (40, 60)
 
 
+def test_a_fitted_cover_is_remembered_and_a_damaged_one_made_again(tmp_path, monkeypatch):
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="60">' \
+          b'<rect width="40" height="60" fill="navy"/></svg>'
+    folder = tmp_path / "covers"
+    first = package.remembered_cover(svg, folder)
+    assert first == package.fit_cover(svg) and first[1] == "png"
+    [kept] = folder.iterdir()
+    real_fit = package.fit_cover
+    monkeypatch.setattr(package, "fit_cover", lambda data: pytest.fail("rasterized again"))
+    assert package.remembered_cover(svg, folder) == first  # read back, not made again
+    kept.write_bytes(kept.read_bytes()[:-9])  # damaged: never embedded, made again
+    monkeypatch.setattr(package, "fit_cover", real_fit)
+    assert package.remembered_cover(svg, folder) == first
+    assert [p.read_bytes() for p in folder.iterdir()] == [first[0]]
+    small = image(tmp_path / "small.png", "64x64")
+    assert package.remembered_cover(small, folder) == (small, "png")  # nothing to remember
+    assert len(list(folder.iterdir())) == 1
+
+
 def test_a_broken_epub_svg_cover_is_a_warning_not_silence(tmp_path, caplog, monkeypatch):
     cfg = load_config(write_book(tmp_path / "e"))
     monkeypatch.setattr(package, "_epub_cover", lambda cfg: (b"<svg><unclosed", "svg"))
