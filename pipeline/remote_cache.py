@@ -157,9 +157,18 @@ class RemoteCache:
         if int(answer.get("ContentLength") or 0) > MAX_ENTRY_BYTES:
             log.warning("remote cache entry %s is larger than any segment; ignored", key[:12])
             return None
+        return self._read_body(answer, MAX_ENTRY_BYTES + 1)
+
+    def _read_body(self, answer: dict, limit: int) -> bytes | None:
+        """At most limit bytes of an answer's body; None when the download breaks off.
+
+        A body cut short (the remote stopped mid-answer: botocore raises
+        IncompleteReadError, neither an OSError nor caught by _call) is the
+        remote failing like any other: the tier turns off.
+        """
         try:
-            return answer["Body"].read(MAX_ENTRY_BYTES + 1)
-        except Exception as exc:  # noqa: BLE001 - a broken download is the remote's fault
+            return answer["Body"].read(limit)
+        except Exception as exc:  # noqa: BLE001 - whatever breaks a download is the remote's fault
             self._give_up(exc)
             return None
 
@@ -178,9 +187,12 @@ class RemoteCache:
         answer = self._call("get_object", Key=self._object("leases", f"{key}.json"))
         if not isinstance(answer, dict):
             return None, None
+        body = self._read_body(answer, 65536)
+        if body is None:
+            return None, None
         try:
-            info = json.loads(answer["Body"].read(65536))
-        except (ValueError, OSError):
+            info = json.loads(body)
+        except ValueError:
             info = {}
         return (info if isinstance(info, dict) else {}), answer.get("ETag")
 
@@ -277,11 +289,7 @@ class RemoteCache:
                             Range=f"bytes=0-{size - 1}")
         if not isinstance(answer, dict):
             return None
-        try:
-            return answer["Body"].read(size)
-        except Exception as exc:  # noqa: BLE001 - a broken download is the remote's fault
-            self._give_up(exc)
-            return None
+        return self._read_body(answer, size)
 
     def delete(self, names: list[str]) -> int:
         """Delete objects by full name, a thousand per request; how many went."""

@@ -7,10 +7,12 @@ find the real service.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -149,6 +151,47 @@ def test_a_second_machine_builds_from_the_fleet_and_push_fills_it(s3, project, t
     assert len(_objects(client, bucket, "segments")) == made
     stats = json.loads(run_cli("cache", "stats", "--json", cwd=folder).stdout)
     assert stats["remote_segments"] == made and stats["local_only_segments"] == 0
+
+
+class _CutShort(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that stops mid-answer: every GET promises 218 bytes, sends none."""
+
+    def do_GET(self):  # noqa: N802 - the http.server spelling
+        self.send_response(200)
+        self.send_header("Content-Length", "218")
+        self.send_header("ETag", '"x"')
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_remote_that_stops_mid_answer_turns_the_tier_off_instead_of_crashing(
+        monkeypatch, tmp_path, caplog):
+    # Seen when moto_server was stopped mid-build: botocore raised
+    # IncompleteReadError reading a lease's body, and the build died with an
+    # internal error instead of going on with its local cache.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_port}",
+                            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                            "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        where = parse_location("s3://cut/short", "test")
+        for call in (lambda r: r.lease_info(KEY_A), lambda r: r.get(KEY_A),
+                     lambda r: r.head(KEY_A, 100), lambda r: r.update_lease(KEY_A, {"a": 1}),
+                     lambda r: r.release(KEY_A)):
+            remote = RemoteCache(where)
+            assert call(remote) in (None, False)
+            assert not remote.available
+        store = SegmentCache(tmp_path / "local", remote=RemoteCache(where))
+        assert store.lease(KEY_A, {"who": "me"}, ttl_s=60) is None  # the local lease takes over
+    finally:
+        server.shutdown()
+    assert "going on with the local cache only" in caplog.text
 
 
 @pytest.mark.slow
