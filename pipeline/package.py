@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -577,6 +578,11 @@ def remembered_cover(data: bytes, folder: Path) -> tuple[bytes, str]:
     for path in sorted(folder.glob(f"{source}-*")) if folder.is_dir() else []:
         digest, _, ext = path.name[len(source) + 1:].partition(".")
         try:
+            # The cache folder may come with an untrusted project: a link, a
+            # device or a huge file there is never read.
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode) or st.st_size > 4 * COVER_MAX_BYTES:
+                continue
             kept = path.read_bytes()
         except OSError:
             continue

@@ -304,6 +304,10 @@ def test_a_fitted_cover_is_remembered_and_a_damaged_one_made_again(tmp_path, mon
     monkeypatch.setattr(package, "fit_cover", real_fit)
     assert package.remembered_cover(svg, folder) == first
     assert [p.read_bytes() for p in folder.iterdir()] == [first[0]]
+    # A planted link (a project's cache folder may come from anywhere) is never read.
+    kept.unlink()
+    kept.symlink_to("/dev/zero")
+    assert package.remembered_cover(svg, folder) == first
     small = image(tmp_path / "small.png", "64x64")
     assert package.remembered_cover(small, folder) == (small, "png")  # nothing to remember
     assert len(list(folder.iterdir())) == 1
