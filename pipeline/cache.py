@@ -34,7 +34,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -157,12 +157,14 @@ class Damage:
 
 @dataclass
 class PruneReport:
+    """What a prune of either tier dropped and kept."""
+
     in_use: int = 0
     dropped: int = 0
     dropped_credits: int = 0
     kept_paid: int = 0  # unused, but paid for: kept without --include-paid
     kept_paid_credits: int = 0
-    notes: list[str] = field(default_factory=list)
+    kept_fresh: int = 0  # remote only: younger than a lease's ttl, a build may have just uploaded it
 
 
 class EntryDamaged(Exception):

@@ -537,7 +537,7 @@ def _prune_fleet(fleet: RemoteCache, keep: set[str], include_paid: bool, yes: bo
                       f"here uses ({report.dropped_credits} credit(s) of paid audio)?", abort=True)
     report = prune_remote(fleet, report, doomed)
     click.echo(f"remote {fleet.where}: dropped {report.dropped} segment(s) "
-               f"({report.dropped_credits} credit(s) of audio); kept {report.kept_in_use} in "
+               f"({report.dropped_credits} credit(s) of audio); kept {report.in_use} in "
                f"use, {report.kept_fresh} too recent to judge (a build may be using them)")
     if report.kept_paid:
         click.echo(f"remote {fleet.where}: kept {report.kept_paid} unused paid segment(s) "

@@ -12,10 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.cache import HEADER_MAX, EntryDamaged, SegmentCache, header_of
+from pipeline.cache import HEADER_MAX, EntryDamaged, PruneReport, SegmentCache, header_of
 from pipeline.config import Config, load_config
 from pipeline.errors import InputError, Problem, RemoteCacheError
 from pipeline.plan import make_plan
@@ -72,19 +71,9 @@ def _plan_keys(cache: SegmentCache, cfg: Config, backend: str, identity: str) ->
     return {s.key for cp in plan.chapters for s in cp.segments}
 
 
-@dataclass
-class RemotePruneReport:
-    dropped: int = 0
-    dropped_credits: int = 0
-    kept_in_use: int = 0
-    kept_paid: int = 0  # unused, but paid for: kept without --include-paid
-    kept_paid_credits: int = 0
-    kept_fresh: int = 0  # younger than a lease's ttl: maybe a build in progress uploaded it
-
-
 def plan_remote_prune(remote: RemoteCache, keep: set[str], include_paid: bool = False,
                       fresh_s: float | None = None, now: float | None = None
-                      ) -> tuple[RemotePruneReport, list[str]]:
+                      ) -> tuple[PruneReport, list[str]]:
     """What a remote prune drops (the objects' names), and the report it will make.
 
     An entry no config recorded in this local cache uses is dropped; a paid
@@ -100,12 +89,12 @@ def plan_remote_prune(remote: RemoteCache, keep: set[str], include_paid: bool = 
 
         fresh_s = default_lease_ttl()
     now = time.time() if now is None else now
-    report = RemotePruneReport()
+    report = PruneReport()
     doomed: list[str] = []
     for obj in remote.objects("segments"):
         key = obj.short[:-len(".seg")] if obj.short.endswith(".seg") else ""
         if key in keep:
-            report.kept_in_use += 1
+            report.in_use += 1
             continue
         if now - obj.modified < fresh_s:
             report.kept_fresh += 1
@@ -123,8 +112,8 @@ def plan_remote_prune(remote: RemoteCache, keep: set[str], include_paid: bool = 
     return report, doomed
 
 
-def prune_remote(remote: RemoteCache, report: RemotePruneReport, doomed: list[str]
-                 ) -> RemotePruneReport:
+def prune_remote(remote: RemoteCache, report: PruneReport, doomed: list[str]
+                 ) -> PruneReport:
     """Drop what plan_remote_prune chose; the report with how many went."""
     report.dropped = remote.delete(doomed)
     if not remote.available:

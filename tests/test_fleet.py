@@ -251,7 +251,7 @@ def test_prune_remote_drops_only_old_unused_entries_and_paid_ones_only_when_aske
     keep = set(SegmentCache(Path(os.environ["AUDIOBOOK_CACHE_DIR"])).local_keys())
     later = time.time() + 10**5
     report, doomed = plan_remote_prune(remote, keep, now=later)
-    assert report.kept_paid == 2 and report.kept_in_use == used
+    assert report.kept_paid == 2 and report.in_use == used
     assert prune_remote(remote, report, doomed).dropped == 1
     assert f"fleet/segments/{free}.seg" not in object_names(client, bucket, "fleet/segments/")
     report, doomed = plan_remote_prune(remote, keep, include_paid=True, now=later)
