@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import files
+from pipeline import files, stamp
 from pipeline.book import Voice
 from pipeline.errors import CacheDamaged
 from pipeline.store_rules import MAX_ENTRY_BYTES, expired, is_mine, lease_alive
@@ -77,6 +77,7 @@ leases/    which build is making a segment right now
 uses/      which config used this cache with which backend (prune keeps their audio)
 plans/     each chapter's plan, read back when nothing it depends on changed
 covers/    the book's cover as fitted into the files (an SVG rasterized once)
+stamps/    each command line's last no-op build, so the next one need not plan
 
 Commands: `audiobook cache stats`, `audiobook cache verify [--repair]`,
 `audiobook cache prune` (drop what no recorded config uses; paid audio only
@@ -670,6 +671,7 @@ class SegmentCache:
             self.delete(key)
             report.dropped += 1
             report.dropped_credits += credits or 0
+        self.drop_stamps(stamp.MAX_AGE_S)
         return report
 
     def clear(self) -> int:
@@ -677,7 +679,16 @@ class SegmentCache:
             keys = self.local_keys()
             for key in keys:
                 self.delete(key)
+            self.drop_stamps()
         return len(keys)
+
+    def drop_stamps(self, older_than_s: float | None = None) -> None:
+        """Build stamps (pipeline.stamp): all, or those too old to be used."""
+        cutoff = time.time() - (older_than_s or 0)
+        for path in (self.directory / stamp.FOLDER).glob("*.json"):
+            with contextlib.suppress(OSError):
+                if older_than_s is None or path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def verify(self, repair: bool = False) -> list[Damage]:
         """Check every entry, journal and lease file; with repair drop what is bad."""

@@ -9,7 +9,8 @@ import shlex
 import sys
 import textwrap
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ class State:
     verbose: bool = False
     quiet: bool = False
     config_given: bool = False  # -c was passed: a missing file is an error, even for `say`
+    argv: list[str] | None = None  # the command line as typed, when main() ran it (build stamps)
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
@@ -314,14 +316,57 @@ def plan(state: State, as_json: bool, backend: str | None) -> None:
 def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: int,
           max_credits: int | None, offline: bool, force: bool, as_json: bool) -> None:
     """Build CHAPTERs (1, 3-5, a title or slug; none means all)."""
+    args = BuildArgs(chapters, backend, jobs, max_credits, offline, force, as_json)
+    from pipeline import stamp
+
+    where = stamp.prepare(state.argv) if state.argv is not None else None
+    if where is None:
+        _build_and_report(state, args)
+        return
+    with stamp.recording() as rec, _log_into(rec, silent=False):
+        cfg, result = _build_and_report(state, args, rec)
+    if _stamped(where, rec, cfg, result) or _remote(cfg):
+        return
+    if not (_did_something(result) or rec.spoiled):
+        return  # a no-op, yet not vouched for (an input edited as it was read): so would the next
+    # Something was made or written (audio, a plan memo): look once more,
+    # silently, so the next build is a stamped no-op rather than a planned one.
+    try:
+        with stamp.recording() as rec, _log_into(rec, silent=True):
+            cfg, result = _build_and_report(state, args, rec)
+        _stamped(where, rec, cfg, result)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the build itself is done
+        log.debug("no build stamp: %s", exc)
+
+
+@dataclass(frozen=True)
+class BuildArgs:
+    chapters: tuple[str, ...]
+    backend: str | None
+    jobs: int
+    max_credits: int | None
+    offline: bool
+    force: bool
+    as_json: bool
+
+
+def _build_and_report(state: State, args: BuildArgs, rec=None):
+    """One build and its summary; what it prints also goes to rec (a build stamp's recorder)."""
     from pipeline.build import build as run_build
 
+    def say(text: str) -> None:
+        if rec is None or not rec.silent:
+            click.echo(text)
+        if rec is not None:
+            rec.say("out", text)
+
     cfg = _config(state)
-    result = run_build(cfg, chapters, backend=backend, jobs=jobs, max_credits=max_credits,
-                       offline=offline, force=force, progress=Progress(state.quiet or as_json))
-    if as_json:
-        click.echo(json.dumps(result.as_json(), indent=2))
-        return
+    result = run_build(cfg, args.chapters, backend=args.backend, jobs=args.jobs,
+                       max_credits=args.max_credits, offline=args.offline, force=args.force,
+                       progress=Progress(state.quiet or args.as_json or bool(rec and rec.silent)))
+    if args.as_json:
+        say(json.dumps(result.as_json(), indent=2))
+        return cfg, result
     log.info("%d segment(s) synthesized, %d cached; %d credit(s) spent; "
              "%d chapter(s) written, %d unchanged",
              result.segments_synthesized, result.segments_cached, result.credits_spent,
@@ -329,11 +374,62 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
     if result.synthesis.credits_maybe_charged:
         log.warning("%d more credit(s) may have been charged for requests whose answer was lost",
                     result.synthesis.credits_maybe_charged)
-    if "m4b" in cfg.output.formats and not result.output.book_written and chapters:
+    if "m4b" in cfg.output.formats and not result.output.book_written and args.chapters:
         log.info("no M4B written: a build of some chapters (%s) makes only their files; "
-                 "build without chapter arguments for the book", " ".join(chapters))
+                 "build without chapter arguments for the book", " ".join(args.chapters))
     if not state.quiet:
-        click.echo(f"outputs in {cfg.output.dir}")
+        say(f"outputs in {cfg.output.dir}")
+    return cfg, result
+
+
+def _did_something(result) -> bool:
+    return bool(result.segments_synthesized or result.credits_spent or result.chapters_written
+                or result.output.book_written or result.synthesis.credits_maybe_charged
+                or result.synthesis.orphans_kept)
+
+
+def _stamped(where: tuple[str, str], rec, cfg, result) -> bool:
+    """Keep a no-op run as the build stamp of its command line (pipeline.stamp)."""
+    from pipeline import stamp
+    from pipeline.cache import resolve_cache_dir
+
+    if _did_something(result) or _remote(cfg):
+        return False
+    try:
+        done = stamp.write(*where, rec, (str(resolve_cache_dir(cfg.cache_dir)), str(cfg.output.dir)))
+    except (OSError, AudiobookError) as exc:
+        log.debug("no build stamp: %s", exc)
+        return False
+    if not done:
+        log.debug("no build stamp: %s", rec.spoiled or "an input changed as it was read")
+    return done
+
+
+def _remote(cfg) -> bool:
+    """A fleet's shared tier is not a file this process can vouch for: no stamps with one."""
+    from pipeline.remote_cache import ENV
+
+    return bool(cfg.cache_remote or os.environ.get(ENV, "").strip())
+
+
+@contextmanager
+def _log_into(rec, silent: bool) -> Iterator[None]:
+    """The pipeline's log lines also go to rec; with silent, only there."""
+    logger = logging.getLogger("pipeline")
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            rec.say("err", self.format(record))
+
+    rec.silent = silent
+    saved = logger.handlers[:]
+    keep = Keep()
+    keep.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [keep] if silent else [*saved, keep]
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved
 
 
 @cli.command()
@@ -647,9 +743,9 @@ def emulator(**options) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line in this process; return the exit code (pre-commit's main(argv))."""
-    state = State()
+    state = State(argv=list(argv) if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="audiobook",
+        cli.main(args=state.argv, prog_name="audiobook",
                  standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
         return exc.exit_code

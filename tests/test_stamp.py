@@ -1,0 +1,217 @@
+"""The build stamp: a no-op build answered before planning, and never when a build would act."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline import stamp
+from tests.test_build import CONFIG, ONE, TWO
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, str, bool]:
+    """(stdout, stderr, served by the stamp) of `python -m pipeline ARGS`.
+
+    -X importtime names every module imported; a stamped build imports no
+    part of the command line. importtime's lines are taken out of stderr.
+    """
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline", *args],
+                          cwd=folder, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    imported = [line for line in lines if line.startswith("import time:")]
+    err = "".join(line + "\n" for line in lines if not line.startswith("import time:"))
+    return proc.stdout, err, not any(line.endswith(" pipeline.cli") for line in imported)
+
+
+def stamps(cache: Path) -> list[Path]:
+    return sorted((cache / "stamps").glob("*.json"))
+
+
+@pytest.fixture
+def book(project):
+    folder = project(CONFIG, {"one.md": ONE, "two.md": TWO}).parent
+    # A file read within 2 s of its last change is not vouched for (see
+    # stamp.RACY_NS); a user's sources are older than that when they build.
+    time.sleep(2.1)
+    return folder
+
+
+@pytest.mark.slow
+def test_a_no_op_build_is_answered_by_the_stamp_and_says_what_a_planned_one_says(book,
+                                                                                 isolated_cache):
+    first = run(book, "build")
+    assert not first[2] and "2 chapter(s) written" in first[1]
+    # The build that made audio looked once more, silently, and left a stamp.
+    assert len(stamps(isolated_cache)) == 1
+    assert run(book, "build")[2]
+    for args in [("build",), ("build", "--json"), ("build", "-q"), ("-q", "build", "2")]:
+        for path in stamps(isolated_cache):
+            path.unlink()
+        planned = run(book, *args)  # a no-op that plans, and leaves this line's stamp
+        assert not planned[2], args
+        stamped = run(book, *args)
+        assert stamped[2], args
+        assert stamped[:2] == planned[:2], args
+    run(book, "build")  # its stamp went in the loop: this one plans
+    out, err, served = run(book, "build")
+    assert served and out.strip().endswith("build") and "0 chapter(s) written, 2 unchanged" in err
+    assert json.loads(run(book, "build", "--json")[0])["chapters_unchanged"] == 2
+
+
+def _fresh_outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "build").glob("*.mp3"))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, rebuilt", [
+    ("edit a sentence, same length", "1 chapter(s) written"),
+    ("edit the config", "2 chapter(s) written"),
+    ("delete an output", "1 chapter(s) written"),
+    ("clear the cache", "segment(s) synthesized"),
+    ("set an AUDIOBOOK_ variable", "0 chapter(s) written"),
+    ("touch a source", "0 chapter(s) written"),
+    ("touch the config", None),
+])
+def test_a_change_a_build_would_act_on_turns_the_stamp_down(book, isolated_cache, change, rebuilt):
+    run(book, "build")
+    assert run(book, "build")[2]
+    env = None
+    if change == "edit a sentence, same length":
+        text = (book / "one.md").read_text()
+        (book / "one.md").write_text(text.replace("dusk", "dawn"))
+    elif change == "edit the config":
+        (book / "audiobook.yml").write_text(CONFIG.replace("author: Tester", "author: Tess"))
+    elif change == "delete an output":
+        next((book / "build").glob("01-*.mp3")).unlink()
+    elif change == "clear the cache":
+        assert subprocess.run([sys.executable, "-m", "pipeline", "cache", "clear", "--yes"],
+                              cwd=book, capture_output=True, env={**os.environ,
+                              "PYTHONPATH": str(REPO)}).returncode == 0
+    elif change == "set an AUDIOBOOK_ variable":
+        env = {"AUDIOBOOK_SOMETHING_NEW": "1"}
+    elif change == "touch a source":  # a chapter's plan is remembered by its source's stat
+        os.utime(book / "one.md")
+    else:  # a file the build reads is judged by its bytes when its stat changed
+        os.utime(book / "audiobook.yml")
+    out, err, served = run(book, "build", env=env)
+    if rebuilt is None:
+        assert served and "0 chapter(s) written" in err
+        return
+    assert not served, change
+    assert rebuilt in err, err
+    # Stamped again soon: an edit less than 2 s old is not vouched for, so
+    # the config's case waits for a build that reads it later.
+    time.sleep(2.1)
+    run(book, "build", env=env)
+    assert run(book, "build", env=env)[2]
+
+
+@pytest.mark.slow
+def test_a_stamp_that_is_old_damaged_or_for_other_code_is_not_used(book, isolated_cache):
+    run(book, "build")
+    path, = stamps(isolated_cache)
+    data = json.loads(path.read_bytes())
+    data["written"] -= 2 * stamp.MAX_AGE_S
+    path.write_text(json.dumps(data))
+    assert not run(book, "build")[2]  # too old: the build plans, and stamps again
+    assert run(book, "build")[2]
+    data = json.loads(path.read_bytes())
+    data["code"][0][1] += 1  # as if a file of the package had changed
+    path.write_text(json.dumps(data))
+    assert not run(book, "build")[2]
+    path.write_bytes(b"\x00{not json")
+    out, err, served = run(book, "build")
+    assert not served and "2 unchanged" in err
+
+
+@pytest.mark.slow
+def test_no_key_nor_a_hash_of_one_is_written_into_a_stamp(book, isolated_cache):
+    key = "sk-test-0123456789abcdef"
+    run(book, "build", env={"AUDIOCLEANER_API_KEY": key})
+    assert run(book, "build", env={"AUDIOCLEANER_API_KEY": key})[2]
+    assert run(book, "build", env={"AUDIOCLEANER_API_KEY": "another-key"})[2]  # presence only
+    assert not run(book, "build", env={"AUDIOCLEANER_API_KEY": ""})[2]
+    for path in stamps(isolated_cache):
+        data = path.read_bytes()
+        assert key.encode() not in data
+        assert hashlib.sha256(key.encode()).hexdigest().encode() not in data
+
+
+# ------------------------------------------------------------------ the recorder itself
+
+
+def _entries(rec: stamp.Recorder, tmp_path: Path) -> list | None:
+    return rec.entries((str(tmp_path / "exempt") + os.sep,), ("/nowhere/",))
+
+
+def _old(path: Path, text: str) -> Path:
+    path.write_text(text)
+    os.utime(path, ns=(time.time_ns() - 10**10, time.time_ns() - 10**10))
+    return path
+
+
+def test_the_recorder_notes_reads_probes_of_absent_files_and_listings(tmp_path):
+    source = _old(tmp_path / "a.md", "hello")
+    time.sleep(stamp.RACY_NS / 1e9 + 0.1)  # its ctime too is older than the window
+    with stamp.recording() as rec:
+        assert source.read_text() == "hello"
+        assert not (tmp_path / "lexicon.yml").exists()
+        assert [p.name for p in tmp_path.iterdir()] == ["a.md"]
+    entries = _entries(rec, tmp_path)
+    assert entries is not None
+    kinds = {Path(e[0]).name: e[2] for e in entries}
+    assert kinds["a.md"] == "read" and kinds["lexicon.yml"] == "absent"
+    assert kinds[tmp_path.name] == "names"
+    assert all(stamp._holds(e) for e in entries)
+    os.utime(source)  # new times, the same bytes: still holds (by its hash)
+    assert all(stamp._holds(e) for e in entries)
+    (tmp_path / "lexicon.yml").write_text("x: y\n")  # the absent file appears
+    assert not all(stamp._holds(e) for e in entries)
+
+
+def test_the_recorder_does_not_vouch_for_a_run_that_changed_or_started_anything(tmp_path):
+    _old(tmp_path / "a.md", "hello")
+    time.sleep(stamp.RACY_NS / 1e9 + 0.1)
+    with stamp.recording() as rec:  # a file written
+        (tmp_path / "out.txt").write_text("made")
+    assert _entries(rec, tmp_path) is None
+    with stamp.recording() as rec:  # a process started
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+    assert _entries(rec, tmp_path) is None and rec.spoiled == "subprocess.Popen"
+    with stamp.recording() as rec:  # an input changed while the run had it
+        (tmp_path / "a.md").read_text()
+        (tmp_path / "a.md").write_text("hullo")  # (a write is also noted: two reasons)
+    assert _entries(rec, tmp_path) is None
+    fresh = tmp_path / "fresh.md"
+    fresh.write_text("just saved")
+    with stamp.recording() as rec:  # read in the same moment it was saved
+        fresh.read_text()
+    assert _entries(rec, tmp_path) is None
+    (tmp_path / "exempt").mkdir()
+    ours = tmp_path / "exempt" / "manifest.json"
+    ours.write_text("{}")
+    with stamp.recording() as rec:  # the tool's own files are replaced, never edited
+        ours.read_text()
+    assert _entries(rec, tmp_path) is not None
+    assert os.stat is stamp._real_stat and os.lstat is stamp._real_lstat  # put back
+
+
+def test_the_config_is_found_as_click_would_find_it():
+    assert stamp._config_arg(["build"]) == "audiobook.yml"
+    assert stamp._config_arg(["-c", "book/a.yml", "build"]) == "book/a.yml"
+    assert stamp._config_arg(["build", "--config=b.yml", "-j", "2"]) == "b.yml"
+    assert stamp._config_arg(["-cc.yml", "build"]) == "c.yml"
+    assert stamp._config_arg(["-qc", "x.yml", "build"]) is None  # bundled: left to click
+    assert not stamp.applies(["build", "-v"]) and not stamp.applies(["plan"])
+    assert stamp.applies(["-q", "build", "1", "--json"])
