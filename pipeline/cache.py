@@ -887,12 +887,17 @@ def _flock(path: Path, exclusive: bool) -> Iterator[None]:
     except ImportError:  # Windows: no advisory locks; atomic renames still apply
         yield
         return
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    # Opened read-only: flock needs no write access, and a build that only
+    # looks (a no-op, see pipeline.stamp) then opens nothing to write.
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def resolve_cache_dir(configured: Path) -> Path:

@@ -330,9 +330,10 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
     if not (_did_something(result) or rec.spoiled):
         return  # a no-op, yet not vouched for (an input edited as it was read): so would the next
     # Something was made or written (audio, a plan memo): look once more,
-    # silently, so the next build is a stamped no-op rather than a planned one.
+    # silently and without acting, so the next build is a stamped no-op
+    # rather than a planned one.
     try:
-        with stamp.recording() as rec, _log_into(rec, silent=True):
+        with stamp.recording(look_only=True) as rec, _log_into(rec, silent=True):
             cfg, result = _build_and_report(state, args, rec)
         _stamped(where, rec, cfg, result)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the build itself is done

@@ -62,7 +62,6 @@ _ENV_PREFIXES = ("AUDIOBOOK_", "AUDIOCLEANER_", "AWS_")
 _ENV_NAMES = ("CI", "HOME", "XDG_CACHE_HOME", "PATH", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE",
               "TZ")
 _SECRET_WORDS = ("KEY", "SECRET", "TOKEN", "PASSWORD")
-# Audit events after which a run is not a pure function of its files.
 # Audit events after which a run is not a pure function of its files, or did
 # more than look: it started a process, used the network, or changed a file.
 _SPOILERS = frozenset({"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
@@ -105,18 +104,28 @@ def code_state() -> list[Any]:
                 else:
                     s = entry.stat()
                     found.append([entry.path, s.st_size, s.st_mtime_ns])
-    for path in sys.path:
-        if path and path.startswith(_prefixes()):
-            try:
-                found.append([path, os.stat(path).st_mtime_ns])
-            except OSError:
-                found.append([path, None])
+    for path in _libraries():
+        try:
+            found.append([path, _real_stat(path).st_mtime_ns])
+        except OSError:
+            found.append([path, None])
     found.sort(key=lambda item: item[0])
     return found
 
 
-def _prefixes() -> tuple[str, ...]:
-    return tuple(os.path.join(p, "") for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+def _libraries() -> list[str]:
+    """The folders on sys.path that belong to the Python install (stdlib, site-packages).
+
+    Only those: sys.path[0] may be the book's own folder (`python -m`), and
+    a venv made in the book's folder must not hide the book.
+    """
+    prefixes = {os.path.join(p, "") for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    found = []
+    for path in sys.path:
+        folder = os.path.join(os.path.abspath(path or "."), "")
+        if any(folder.startswith(p) and folder != p for p in prefixes):  # inside, not the root
+            found.append(folder.rstrip(os.sep))
+    return found
 
 
 def _digest(path: str) -> str:
@@ -167,7 +176,12 @@ class Recorder:
         self.written: dict[str, list[Any]] = {}  # opened to write -> what was there before
         self.spoiled = ""
         self.lines: list[tuple[str, str]] = []  # ("out" | "err", text) in order
-        self.silent = False  # the run prints only here (the look after a build that made things)
+        # The look after a build that made things: it prints only here, and may
+        # not write, start a process or use the network (the audit hook stops it
+        # with LookOnly), so an edit saved during the build is never made or
+        # paid for in silence.
+        self.silent = False
+        self.look_only = False
 
     def say(self, stream: str, text: str) -> None:
         self.lines.append((stream, text))
@@ -175,19 +189,22 @@ class Recorder:
     def spoil(self, why: str) -> None:
         self.spoiled = self.spoiled or why
 
-    def on_open(self, path: Any, mode: Any, flags: Any) -> None:
+    def on_open(self, path: Any, mode: Any, flags: Any) -> bool:
+        """Note an open; True when it is opened to write."""
         name = _name(path)
         if name is None:
-            return
+            return False
         writing = isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR)
         if writing or isinstance(mode, str) and any(c in mode for c in "wax+"):
             if name not in self.written:
                 self.written[name] = _probe(name, True)
-        elif name not in self.read:
+            return True
+        if name not in self.read:
             try:
                 self.read[name] = (_real_stat(name), time.time_ns())
             except OSError:
                 self.probed.setdefault((name, True), ["absent"])
+        return False
 
     def on_list(self, path: Any) -> None:
         name = _name("." if path is None else path)
@@ -261,19 +278,28 @@ _active: Recorder | None = None
 _hooked = False
 
 
+class LookOnly(RuntimeError):
+    """A look-only run (Recorder.look_only) tried to change something, and was stopped."""
+
+
 def _audit(event: str, args: tuple) -> None:
     rec = _active
     if rec is None:
         return
+    acts = False
     try:
         if event == "open":
-            rec.on_open(*args)
+            acts = rec.on_open(*args)
         elif event in ("os.listdir", "os.scandir"):
             rec.on_list(args[0])
         elif event in _SPOILERS:
             rec.spoil(event)
+            acts = True
     except Exception:  # noqa: BLE001 - never let bookkeeping break the build
         rec.spoil(f"a path it could not note ({event})")
+    if acts and rec.look_only:
+        rec.spoil(event)
+        raise LookOnly(f"a look-only build stopped before {event} {args[0]!r}")
 
 
 def _stat(path: Any, *, dir_fd: Any = None, follow_symlinks: bool = True) -> os.stat_result:
@@ -305,7 +331,13 @@ def _noted(path: Any, dir_fd: Any, follow: bool) -> os.stat_result:
 
 
 class recording:
-    """`with recording() as rec:` notes what the block looks at (one at a time per process)."""
+    """`with recording() as rec:` notes what the block looks at (one at a time per process).
+
+    With look_only, the block may only look (see Recorder.look_only).
+    """
+
+    def __init__(self, look_only: bool = False) -> None:
+        self.look_only = look_only
 
     def __enter__(self) -> Recorder:
         global _active, _hooked
@@ -313,6 +345,7 @@ class recording:
             sys.addaudithook(_audit)  # cannot be removed; idle, it returns at once
             _hooked = True
         self.recorder = Recorder()
+        self.recorder.look_only = self.look_only
         os.stat, os.lstat = _stat, _lstat
         _active = self.recorder
         return self.recorder
@@ -344,7 +377,7 @@ def write(folder: str, key: str, rec: Recorder, exempt: tuple[str, ...]) -> bool
 
     from pipeline.files import write_atomic
 
-    skip = (*_prefixes(), os.path.join(folder, ""), os.path.join(os.path.dirname(
+    skip = (*(os.path.join(p, "") for p in _libraries()), os.path.join(folder, ""), os.path.join(os.path.dirname(
         os.path.abspath(__file__)), ""), "/dev/", "/proc/", "/sys/",
         *([os.path.join(sys.pycache_prefix, "")] if sys.pycache_prefix else []))
     entries = rec.entries(tuple(os.path.join(e, "") for e in exempt), skip)
@@ -381,13 +414,13 @@ def replay(argv: list[str]) -> int | None:
                 or data["code"] != json.loads(json.dumps(code_state()))
                 or not all(_holds(entry) for entry in data["paths"])):
             return None
-        lines = [(stream, text) for stream, text in data["lines"]]
+        lines = [(sys.stdout if stream == "out" else sys.stderr, text + "\n")
+                 for stream, text in data["lines"]]
     except Exception:  # noqa: BLE001 - any doubt: build as usual
         return None
     try:
-        for stream, text in lines:
-            out = sys.stdout if stream == "out" else sys.stderr
-            out.write(text + "\n")
+        for out, text in lines:
+            out.write(text)
             out.flush()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

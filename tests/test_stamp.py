@@ -215,3 +215,23 @@ def test_the_config_is_found_as_click_would_find_it():
     assert stamp._config_arg(["-qc", "x.yml", "build"]) is None  # bundled: left to click
     assert not stamp.applies(["build", "-v"]) and not stamp.applies(["plan"])
     assert stamp.applies(["-q", "build", "1", "--json"])
+
+
+def test_a_look_only_run_can_neither_write_nor_start_a_process(tmp_path):
+    with stamp.recording(look_only=True) as rec:
+        with pytest.raises(stamp.LookOnly):
+            (tmp_path / "made.mp3").write_bytes(b"audio")
+        with pytest.raises(stamp.LookOnly):
+            subprocess.run([sys.executable, "-c", "open('ran', 'w')"], cwd=tmp_path)
+        assert list(tmp_path.iterdir()) == []  # looking is allowed
+    assert rec.spoiled and not list(tmp_path.iterdir())
+    (tmp_path / "after.txt").write_text("a normal run again")  # the guard ends with the block
+
+
+def test_a_venv_made_in_the_book_folder_does_not_hide_the_book(tmp_path, monkeypatch):
+    # Files under the Python install are left out of a stamp (code_state covers
+    # them); a venv made with `python -m venv .` must not take the book with it.
+    site = tmp_path / "lib" / "python3" / "site-packages"
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    monkeypatch.setattr(sys, "path", [str(tmp_path), str(site)])
+    assert stamp._libraries() == [str(site)]
