@@ -357,18 +357,24 @@ class recording:
 
 
 def prepare(argv: list[str]) -> tuple[str, str] | None:
-    """(folder, key) of argv's stamp, the folder made now: made after a run, it would
-    change the listing of the cache folder the run recorded. None: no stamp for argv."""
+    """(folder, key) of argv's stamp; None: no stamp for this run.
+
+    The folder is made now, before the run: made after it, it would change
+    the listing of the cache folder the run recorded. Only in a cache that
+    exists already: a first build that fails leaves no folder behind (and
+    a project's first build leaves its stamp to the next one).
+    """
     if not applies(argv):
         return None
     cwd = os.getcwd()
     try:
         folder = stamp_folder(argv, cwd)
-        if folder is not None:
-            os.makedirs(folder, exist_ok=True)
+        if folder is None or not os.path.isdir(os.path.dirname(folder)):
+            return None
+        os.makedirs(folder, exist_ok=True)
     except Exception:  # noqa: BLE001 - a config the build will reject, a read-only cache
         return None
-    return None if folder is None else (folder, stamp_key(argv, cwd))
+    return folder, stamp_key(argv, cwd)
 
 
 def write(folder: str, key: str, rec: Recorder, exempt: tuple[str, ...]) -> bool:
