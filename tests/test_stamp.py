@@ -239,3 +239,20 @@ def test_a_venv_made_in_the_book_folder_does_not_hide_the_book(tmp_path, monkeyp
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     monkeypatch.setattr(sys, "path", [str(tmp_path), str(site)])
     assert stamp._libraries() == [str(site)]
+
+
+@pytest.mark.slow
+def test_a_stamped_build_repeats_the_warnings_a_planned_one_gives(project, isolated_cache):
+    from tests.test_voices import CHAPTER, LIBRARY
+    from tests.test_voices import CONFIG as VOICED
+
+    book = project(VOICED.replace("holmes: {voice: arthur", "holmes: {voice: 3104"),
+                   {"one.md": CHAPTER, "voices.json": json.dumps(LIBRARY)}).parent
+    time.sleep(2.1)
+    run(book, "build")
+    out, err, served = run(book, "build")
+    assert served
+    assert "voice 3104 (Lucien) speaks 'fr' but reads 'en' text here" in err
+    for path in stamps(isolated_cache):
+        path.unlink()
+    assert run(book, "build")[:2] == (out, err)
