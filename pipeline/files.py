@@ -122,7 +122,7 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def sha256_file(path: Path) -> str:
+def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

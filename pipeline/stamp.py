@@ -129,11 +129,9 @@ def _libraries() -> list[str]:
 
 
 def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+    from pipeline.files import sha256_file  # only when a stat changed: not on the fast path
+
+    return sha256_file(path)
 
 
 def _names(path: str) -> str:
