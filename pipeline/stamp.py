@@ -134,8 +134,13 @@ def _digest(path: str) -> str:
     return sha256_file(path)
 
 
-def _names(path: str) -> str:
-    return hashlib.sha256("\0".join(sorted(os.listdir(path))).encode()).hexdigest()
+def _names(path: str, stamps: str) -> str:
+    """A digest of a folder's names; the stamps folder itself is not one of them
+    (it may first appear after the run that recorded its cache folder)."""
+    names = sorted(os.listdir(path))
+    if path == os.path.dirname(stamps):
+        names = [n for n in names if n != os.path.basename(stamps)]
+    return hashlib.sha256("\0".join(names).encode()).hexdigest()
 
 
 def _probe(path: str, follow: bool) -> list[Any]:
@@ -217,7 +222,8 @@ class Recorder:
         if name is not None and (name, follow) not in self.probed:
             self.probed[(name, follow)] = ["absent"] if found is None else _tail(name, found)
 
-    def entries(self, exempt: tuple[str, ...], skip: tuple[str, ...]) -> list[Any] | None:
+    def entries(self, exempt: tuple[str, ...], skip: tuple[str, ...], stamps: str
+                ) -> list[Any] | None:
         """The stamp's paths, or None when this run cannot be vouched for."""
         if self.spoiled:
             return None
@@ -253,7 +259,7 @@ class Recorder:
             try:
                 if _real_stat(name).st_mtime_ns != mtime:
                     return None  # changed during the build
-                now.append([name, True, "names", _names(name)])
+                now.append([name, True, "names", _names(name, stamps)])
             except OSError:
                 return None
         return now
@@ -355,24 +361,15 @@ class recording:
 
 
 def prepare(argv: list[str]) -> tuple[str, str] | None:
-    """(folder, key) of argv's stamp; None: no stamp for this run.
-
-    The folder is made now, before the run: made after it, it would change
-    the listing of the cache folder the run recorded. Only in a cache that
-    exists already: a first build that fails leaves no folder behind (and
-    a project's first build leaves its stamp to the next one).
-    """
+    """(folder, key) of argv's stamp; None: no stamp for this run."""
     if not applies(argv):
         return None
     cwd = os.getcwd()
     try:
         folder = stamp_folder(argv, cwd)
-        if folder is None or not os.path.isdir(os.path.dirname(folder)):
-            return None
-        os.makedirs(folder, exist_ok=True)
-    except Exception:  # noqa: BLE001 - a config the build will reject, a read-only cache
+    except Exception:  # noqa: BLE001 - a config the build will reject
         return None
-    return folder, stamp_key(argv, cwd)
+    return None if folder is None else (folder, stamp_key(argv, cwd))
 
 
 def write(folder: str, key: str, rec: Recorder, exempt: tuple[str, ...]) -> bool:
@@ -381,14 +378,16 @@ def write(folder: str, key: str, rec: Recorder, exempt: tuple[str, ...]) -> bool
 
     from pipeline.files import write_atomic
 
-    skip = (*(os.path.join(p, "") for p in _libraries()), os.path.join(folder, ""), os.path.join(os.path.dirname(
-        os.path.abspath(__file__)), ""), "/dev/", "/proc/", "/sys/",
-        *([os.path.join(sys.pycache_prefix, "")] if sys.pycache_prefix else []))
-    entries = rec.entries(tuple(os.path.join(e, "") for e in exempt), skip)
+    package = os.path.dirname(os.path.abspath(__file__))
+    skip = tuple(os.path.join(p, "") for p in (
+        *_libraries(), folder, package, "/dev", "/proc", "/sys",
+        *([sys.pycache_prefix] if sys.pycache_prefix else [])))
+    entries = rec.entries(tuple(os.path.join(e, "") for e in exempt), skip, folder)
     if entries is None:
         return False
     data = {"format": FORMAT, "key": key, "written": time.time(), "code": code_state(),
             "paths": entries, "lines": rec.lines}
+    os.makedirs(folder, exist_ok=True)
     write_atomic(Path(folder) / f"{key}.json", json.dumps(data).encode())
     return True
 
@@ -416,7 +415,7 @@ def replay(argv: list[str]) -> int | None:
         if (data.get("format") != FORMAT or data.get("key") != key
                 or not 0 <= time.time() - data["written"] < MAX_AGE_S
                 or data["code"] != json.loads(json.dumps(code_state()))
-                or not all(_holds(entry) for entry in data["paths"])):
+                or not all(_holds(entry, folder) for entry in data["paths"])):
             return None
         lines = [(sys.stdout if stream == "out" else sys.stderr, text + "\n")
                  for stream, text in data["lines"]]
@@ -431,7 +430,7 @@ def replay(argv: list[str]) -> int | None:
     return 0
 
 
-def _holds(entry: list[Any]) -> bool:
+def _holds(entry: list[Any], stamps: str) -> bool:
     name, follow, kind, *rest = entry
     if kind == "read":
         try:
@@ -444,7 +443,7 @@ def _holds(entry: list[Any]) -> bool:
         return digest is not None and s.st_size == rest[0] and _digest(name) == digest
     if kind == "names":
         try:
-            return _names(name) == rest[0]
+            return _names(name, stamps) == rest[0]
         except OSError:
             return False
     return _probe(name, follow) == [kind, *rest]

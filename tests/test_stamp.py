@@ -48,15 +48,17 @@ def book(project):
 
 
 @pytest.mark.slow
-def test_a_no_op_build_is_answered_by_the_stamp_and_says_what_a_planned_one_says(book,
-                                                                                 isolated_cache):
+def test_a_no_op_build_is_answered_by_the_stamp_and_says_what_a_planned_one_says(
+        book, isolated_cache, monkeypatch):
+    cache = isolated_cache / "made-by-the-first-build"
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(cache))
     first = run(book, "build")
     assert not first[2] and "2 chapter(s) written" in first[1]
     # The build that made audio looked once more, silently, and left a stamp.
-    assert len(stamps(isolated_cache)) == 1
+    assert len(stamps(cache)) == 1
     assert run(book, "build")[2]
     for args in [("build",), ("build", "--json"), ("build", "-q"), ("-q", "build", "2")]:
-        for path in stamps(isolated_cache):
+        for path in stamps(cache):
             path.unlink()
         planned = run(book, *args)  # a no-op that plans, and leaves this line's stamp
         assert not planned[2], args
@@ -156,7 +158,7 @@ def test_no_key_nor_a_hash_of_one_is_written_into_a_stamp(book, isolated_cache):
 
 
 def _entries(rec: stamp.Recorder, tmp_path: Path) -> list | None:
-    return rec.entries((str(tmp_path / "exempt") + os.sep,), ("/nowhere/",))
+    return rec.entries((str(tmp_path / "exempt") + os.sep,), ("/nowhere/",), "/nowhere/stamps")
 
 
 def _old(path: Path, text: str) -> Path:
@@ -177,11 +179,11 @@ def test_the_recorder_notes_reads_probes_of_absent_files_and_listings(tmp_path):
     kinds = {Path(e[0]).name: e[2] for e in entries}
     assert kinds["a.md"] == "read" and kinds["lexicon.yml"] == "absent"
     assert kinds[tmp_path.name] == "names"
-    assert all(stamp._holds(e) for e in entries)
+    assert all(stamp._holds(e, "/nowhere/stamps") for e in entries)
     os.utime(source)  # new times, the same bytes: still holds (by its hash)
-    assert all(stamp._holds(e) for e in entries)
+    assert all(stamp._holds(e, "/nowhere/stamps") for e in entries)
     (tmp_path / "lexicon.yml").write_text("x: y\n")  # the absent file appears
-    assert not all(stamp._holds(e) for e in entries)
+    assert not all(stamp._holds(e, "/nowhere/stamps") for e in entries)
 
 
 def test_the_recorder_does_not_vouch_for_a_run_that_changed_or_started_anything(tmp_path):
