@@ -78,6 +78,13 @@ class BuildResult:
     def outputs(self) -> list[str]:
         return self.output.outputs
 
+    @property
+    def did_something(self) -> bool:
+        """Made, paid for or wrote anything: not a no-op (whose summary a build stamp keeps)."""
+        return bool(self.segments_synthesized or self.credits_spent or self.chapters_written
+                    or self.output.book_written or self.synthesis.credits_maybe_charged
+                    or self.synthesis.orphans_kept)
+
     def as_json(self) -> dict:
         return {
             "segments_synthesized": self.segments_synthesized,

@@ -327,7 +327,7 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
         cfg, result = _build_and_report(state, args, rec)
     if _stamped(where, rec, cfg, result) or _remote(cfg):
         return
-    if not (_did_something(result) or rec.spoiled):
+    if not (result.did_something or rec.spoiled):
         return  # a no-op, yet not vouched for (an input edited as it was read): so would the next
     # Something was made or written (audio, a plan memo): look once more,
     # silently and without acting, so the next build is a stamped no-op
@@ -383,18 +383,12 @@ def _build_and_report(state: State, args: BuildArgs, rec=None):
     return cfg, result
 
 
-def _did_something(result) -> bool:
-    return bool(result.segments_synthesized or result.credits_spent or result.chapters_written
-                or result.output.book_written or result.synthesis.credits_maybe_charged
-                or result.synthesis.orphans_kept)
-
-
 def _stamped(where: tuple[str, str], rec, cfg, result) -> bool:
     """Keep a no-op run as the build stamp of its command line (pipeline.stamp)."""
     from pipeline import stamp
     from pipeline.cache import resolve_cache_dir
 
-    if _did_something(result) or _remote(cfg):
+    if result.did_something or _remote(cfg):
         return False
     try:
         done = stamp.write(*where, rec, (str(resolve_cache_dir(cfg.cache_dir)), str(cfg.output.dir)))
@@ -408,9 +402,9 @@ def _stamped(where: tuple[str, str], rec, cfg, result) -> bool:
 
 def _remote(cfg) -> bool:
     """A fleet's shared tier is not a file this process can vouch for: no stamps with one."""
-    from pipeline.remote_cache import ENV
+    from pipeline.remote_cache import remote_location
 
-    return bool(cfg.cache_remote or os.environ.get(ENV, "").strip())
+    return remote_location(cfg) is not None
 
 
 @contextmanager

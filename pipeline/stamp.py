@@ -20,8 +20,9 @@ process and touched no network, the stamp keeps:
   pip installs into (an upgrade changes their listing);
 - what the run printed, to print again.
 
-A build that did change something runs once more, silently, to record the
-stamp, so the very next build is already fast.
+A build that did change something looks once more, silently and without
+acting (Recorder.look_only), to record the stamp, so the very next build is
+already fast.
 
 Replaying. `replay(argv)` runs before the command line is imported. The
 stamp is found by a hash of the arguments, the working folder, the Python
@@ -30,9 +31,10 @@ no key, nor a hash of one, is written). It is used only if it is less than
 a day old and every path still holds what it held. A file the build read
 (the config, the manifest) whose stat changed is hashed again, so touching
 it does not force planning; a file the build only stat'ed (a source whose
-plan memo matched, an output) must keep its size and mtime. Any doubt (a missing, damaged or foreign stamp,
-any error) means the normal build runs, which is always correct: the stamp
-can only make a build skip work that build would have found unneeded.
+plan memo matched, an output) must keep its size and mtime. Any doubt (a
+missing, damaged or foreign stamp, any error) means the normal build runs,
+which is always correct: the stamp can only make a build skip work that
+build would have found unneeded.
 
 Files edited within RACY_NS of being read are not vouched for (the times
 a file system keeps are coarse: two edits of the same size inside one tick
@@ -246,9 +248,11 @@ class Recorder:
             now.append([name, True, "read", *_signature(before), digest])
         for (name, follow), seen in self.probed.items():
             if _under(name, skip) or follow and name in self.read:
-                continue  # (a read file's entry holds its stat; an lstat also sees a link)
+                continue  # a read file's entry holds its stat
             if _probe(name, follow) != seen:
                 return None  # changed during the build
+            if name in self.read and seen[0] == "file":
+                seen = ["regular"]  # an lstat of a read file: not a link; its bytes are judged
             now.append([name, follow, *seen])
         for name, there in self.written.items():
             if _under(name, skip):
@@ -444,6 +448,8 @@ def _holds(entry: list[Any], stamps: str) -> bool:
             return True
         digest = rest[5]
         return digest is not None and s.st_size == rest[0] and _digest(name) == digest
+    if kind == "regular":
+        return _probe(name, follow)[0] == "file"
     if kind == "names":
         try:
             return _names(name, stamps) == rest[0]

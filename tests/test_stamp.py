@@ -161,34 +161,47 @@ def _entries(rec: stamp.Recorder, tmp_path: Path) -> list | None:
     return rec.entries((str(tmp_path / "exempt") + os.sep,), ("/nowhere/",), "/nowhere/stamps")
 
 
-def _old(path: Path, text: str) -> Path:
-    path.write_text(text)
-    os.utime(path, ns=(time.time_ns() - 10**10, time.time_ns() - 10**10))
-    return path
+@pytest.fixture(scope="module")
+def old_files(tmp_path_factory) -> Path:
+    """A folder per test, each with a.md older than the racy window (one wait for all)."""
+    root = tmp_path_factory.mktemp("old")
+    for name in ("notes", "changes"):
+        (root / name).mkdir()
+        (root / name / "a.md").write_text("hello")
+    time.sleep(stamp.RACY_NS / 1e9 + 0.1)  # ctime cannot be set back: wait it out
+    return root
 
 
-def test_the_recorder_notes_reads_probes_of_absent_files_and_listings(tmp_path):
-    source = _old(tmp_path / "a.md", "hello")
-    time.sleep(stamp.RACY_NS / 1e9 + 0.1)  # its ctime too is older than the window
+def test_the_recorder_notes_reads_probes_of_absent_files_and_listings(old_files):
+    tmp_path = old_files / "notes"
+    source = tmp_path / "a.md"
     with stamp.recording() as rec:
         assert source.read_text() == "hello"
+        assert source.resolve() == source  # an lstat of every part of the path
         assert not (tmp_path / "lexicon.yml").exists()
         assert [p.name for p in tmp_path.iterdir()] == ["a.md"]
     entries = _entries(rec, tmp_path)
     assert entries is not None
-    kinds = {Path(e[0]).name: e[2] for e in entries}
-    assert kinds["a.md"] == "read" and kinds["lexicon.yml"] == "absent"
-    assert kinds[tmp_path.name] == "names"
+    kinds: dict[str, set[str]] = {}
+    for e in entries:
+        kinds.setdefault(Path(e[0]).name, set()).add(e[2])
+    assert kinds["a.md"] == {"read", "regular"}  # read, and lstat'ed by resolve()
+    assert kinds["lexicon.yml"] == {"absent"}
+    assert "names" in kinds[tmp_path.name]
     assert all(stamp._holds(e, "/nowhere/stamps") for e in entries)
     os.utime(source)  # new times, the same bytes: still holds (by its hash)
     assert all(stamp._holds(e, "/nowhere/stamps") for e in entries)
     (tmp_path / "lexicon.yml").write_text("x: y\n")  # the absent file appears
     assert not all(stamp._holds(e, "/nowhere/stamps") for e in entries)
+    (tmp_path / "lexicon.yml").unlink()
+    assert all(stamp._holds(e, "/nowhere/stamps") for e in entries)
+    source.rename(tmp_path / "b.md")  # the same bytes, now through a link
+    source.symlink_to(tmp_path / "b.md")
+    assert not all(stamp._holds(e, "/nowhere/stamps") for e in entries)
 
 
-def test_the_recorder_does_not_vouch_for_a_run_that_changed_or_started_anything(tmp_path):
-    _old(tmp_path / "a.md", "hello")
-    time.sleep(stamp.RACY_NS / 1e9 + 0.1)
+def test_the_recorder_does_not_vouch_for_a_run_that_changed_or_started_anything(old_files):
+    tmp_path = old_files / "changes"
     with stamp.recording() as rec:  # a file written
         (tmp_path / "out.txt").write_text("made")
     assert _entries(rec, tmp_path) is None
