@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 EXIT_INTERRUPT = 130
 
 log = logging.getLogger("pipeline")
+LOG_FORMAT = "%(message)s"  # a build stamp prints its recorded lines in this form again
 
 
 @dataclass
@@ -47,7 +48,7 @@ pass_state = click.make_pass_decorator(State, ensure=True)
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("pipeline")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -323,9 +324,9 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
     if where is None:
         _build_and_report(state, args)
         return
-    with stamp.recording() as rec, _log_into(rec, silent=False):
+    with stamp.recording() as rec, _log_into(rec):
         cfg, result = _build_and_report(state, args, rec)
-    if _stamped(where, rec, cfg, result) or _remote(cfg):
+    if _remote(cfg) or _stamped(where, rec, cfg, result):
         return
     if not (result.did_something or rec.spoiled):
         return  # a no-op, yet not vouched for (an input edited as it was read): so would the next
@@ -333,7 +334,7 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
     # silently and without acting, so the next build is a stamped no-op
     # rather than a planned one.
     try:
-        with stamp.recording(look_only=True) as rec, _log_into(rec, silent=True):
+        with stamp.recording(look_only=True) as rec, _log_into(rec):
             cfg, result = _build_and_report(state, args, rec)
         _stamped(where, rec, cfg, result)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the build itself is done
@@ -356,7 +357,7 @@ def _build_and_report(state: State, args: BuildArgs, rec=None):
     from pipeline.build import build as run_build
 
     def say(text: str) -> None:
-        if rec is None or not rec.silent:
+        if rec is None or not rec.look_only:
             click.echo(text)
         if rec is not None:
             rec.say("out", text)
@@ -364,7 +365,7 @@ def _build_and_report(state: State, args: BuildArgs, rec=None):
     cfg = _config(state)
     result = run_build(cfg, args.chapters, backend=args.backend, jobs=args.jobs,
                        max_credits=args.max_credits, offline=args.offline, force=args.force,
-                       progress=Progress(state.quiet or args.as_json or bool(rec and rec.silent)))
+                       progress=Progress(state.quiet or args.as_json or bool(rec and rec.look_only)))
     if args.as_json:
         say(json.dumps(result.as_json(), indent=2))
         return cfg, result
@@ -384,11 +385,14 @@ def _build_and_report(state: State, args: BuildArgs, rec=None):
 
 
 def _stamped(where: tuple[str, str], rec, cfg, result) -> bool:
-    """Keep a no-op run as the build stamp of its command line (pipeline.stamp)."""
+    """Keep a no-op run as the build stamp of its command line (pipeline.stamp).
+
+    Never with a remote tier (the caller asks _remote first).
+    """
     from pipeline import stamp
     from pipeline.cache import resolve_cache_dir
 
-    if result.did_something or _remote(cfg):
+    if result.did_something:
         return False
     try:
         done = stamp.write(*where, rec, (str(resolve_cache_dir(cfg.cache_dir)), str(cfg.output.dir)))
@@ -408,19 +412,18 @@ def _remote(cfg) -> bool:
 
 
 @contextmanager
-def _log_into(rec, silent: bool) -> Iterator[None]:
-    """The pipeline's log lines also go to rec; with silent, only there."""
+def _log_into(rec) -> Iterator[None]:
+    """The pipeline's log lines also go to rec; in a look-only run, only there."""
     logger = logging.getLogger("pipeline")
 
     class Keep(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             rec.say("err", self.format(record))
 
-    rec.silent = silent
     saved = logger.handlers[:]
     keep = Keep()
-    keep.setFormatter(logging.Formatter("%(message)s"))
-    logger.handlers[:] = [keep] if silent else [*saved, keep]
+    keep.setFormatter(logging.Formatter(LOG_FORMAT))
+    logger.handlers[:] = [keep] if rec.look_only else [*saved, keep]
     try:
         yield
     finally:

@@ -27,6 +27,7 @@ from pipeline.segment import Part, Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
 from pipeline.sources.select import select_positions
 from pipeline.sources.text import normalize
+from pipeline.stamp import package_files
 from pipeline.tts import backend_identity
 
 log = logging.getLogger("pipeline")
@@ -343,10 +344,7 @@ def _stat(path: Path) -> list[int] | None:
 
 @lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
-    package = Path(__file__).resolve().parent
-    files = sorted(package.rglob("*.py"))
-    return hashlib.sha256(repr([(str(p.relative_to(package)), _stat(p)) for p in files])
-                          .encode()).hexdigest()
+    return hashlib.sha256(repr(package_files()).encode()).hexdigest()
 
 
 def key_function(backend: str, identity: str, genders: dict[int, int]) -> KeyMaker:

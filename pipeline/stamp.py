@@ -93,10 +93,13 @@ def stamp_key(argv: list[str], cwd: str) -> str:
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:32]
 
 
-def code_state() -> list[Any]:
-    """This package's files and the install folders on sys.path, by size and time."""
+def package_files() -> list[list[Any]]:
+    """[path inside the package, size, mtime_ns] of each file of this package, sorted.
+
+    The code's identity for the build stamp and for the plan memo (plan.py).
+    """
     package = os.path.dirname(os.path.abspath(__file__))
-    found: list[Any] = []
+    found: list[list[Any]] = []
     folders = [package]
     while folders:
         folder = folders.pop()
@@ -108,13 +111,19 @@ def code_state() -> list[Any]:
                     folders.append(entry.path)
                 else:
                     s = entry.stat()
-                    found.append([entry.path, s.st_size, s.st_mtime_ns])
+                    found.append([os.path.relpath(entry.path, package), s.st_size,
+                                  s.st_mtime_ns])
+    return sorted(found)
+
+
+def code_state() -> list[Any]:
+    """This package's files and the install folders on sys.path, by size and time."""
+    found: list[Any] = package_files()
     for path in _libraries():
         try:
             found.append([path, _real_stat(path).st_mtime_ns])
         except OSError:
             found.append([path, None])
-    found.sort(key=lambda item: item[0])
     return found
 
 
@@ -188,7 +197,6 @@ class Recorder:
         # not write, start a process or use the network (the audit hook stops it
         # with LookOnly), so an edit saved during the build is never made or
         # paid for in silence.
-        self.silent = False
         self.look_only = False
 
     def say(self, stream: str, text: str) -> None:
@@ -421,7 +429,7 @@ def replay(argv: list[str]) -> int | None:
             data = json.loads(f.read())
         if (data.get("format") != FORMAT or data.get("key") != key
                 or not 0 <= time.time() - data["written"] < MAX_AGE_S
-                or data["code"] != json.loads(json.dumps(code_state()))
+                or data["code"] != code_state()
                 or not all(_holds(entry, folder) for entry in data["paths"])):
             return None
         lines = [(sys.stdout if stream == "out" else sys.stderr, text + "\n")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import stamp
+from tests.conftest import run_cli
 from tests.test_build import CONFIG, ONE, TWO
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,9 +85,8 @@ def _change(book: Path, change: str) -> dict[str, str] | None:
     elif change == "delete an output":
         next((book / "build").glob("01-*.mp3")).unlink()
     elif change == "clear the cache":
-        assert subprocess.run([sys.executable, "-m", "pipeline", "cache", "clear", "--yes"],
-                              cwd=book, capture_output=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)}).returncode == 0
+        assert run_cli("cache", "clear", "--yes", cwd=book,
+                       env={"PYTHONPATH": str(REPO)}).returncode == 0
     elif change == "set an AUDIOBOOK_ variable":
         return {"AUDIOBOOK_SOMETHING_NEW": "1"}
     elif change == "touch a source":  # a chapter's plan is remembered by its source's stat
