@@ -18,8 +18,10 @@ not yet downloaded: the client's journal), `leases/` (which build is paying for
 a segment right now, so builds sharing the store pay once) and `uses/` (which
 config used the store with which backend, so prune keeps what they still use).
 
-Format 1 kept everything in a diskcache store (`store/cache.db` and `.val`
-files); it is moved into this layout the first time the cache is opened.
+Nothing in the folder is ever unpickled, executed or imported: a cache folder
+can arrive with an untrusted repository. A `store/` folder or `.val` files
+(the diskcache layout of an early, never released format) are named as foreign
+in a warning and left unread (docs/cache.md).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import shlex
 import socket
 import time
 import uuid
@@ -40,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import files, stamp
 from pipeline.book import Voice
-from pipeline.errors import CacheDamaged
 from pipeline.store_rules import MAX_ENTRY_BYTES, expired, is_mine, lease_alive
 
 if TYPE_CHECKING:
@@ -53,14 +54,16 @@ log = logging.getLogger("pipeline.cache")
 # entries are never served for new keys.
 CACHE_FORMAT = 1
 
-# The on-disk layout of an entry (1 was the diskcache store).
+# The on-disk layout of an entry (1 was a diskcache store, never released).
 ENTRY_FORMAT = 2
 _SUFFIX = ".seg"
 # No segment is near this; a bigger file is not ours to read whole.
 HEADER_MAX = 4096
 # A temporary file this old belongs to no live writer.
 _STALE_TMP_S = 600.0
-_LEGACY = "store"
+# What the store itself writes at its top; anything else is not read.
+_OURS = frozenset({"segments", "pending", "leases", "uses", "plans", "covers", "stamps",
+                   "README.txt", "lock"})
 
 _README = """\
 This folder is an audiobook-pipeline segment cache.
@@ -226,9 +229,49 @@ def _write_once(path: Path, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
 
 
+_warned: set[Path] = set()
+
+
+def foreign_paths(root: Path) -> list[Path]:
+    """What in a cache folder the store did not write and never reads.
+
+    A `store/` folder or `.val` files are the diskcache layout of an early
+    format that never left development; diskcache's reader unpickles what its
+    database says is a pickle, so such a folder is code a repository could ship.
+    Only names are looked at here, never contents, and our own folders (where
+    the entries are) are not walked.
+    """
+    found: list[Path] = []
+    try:
+        top = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return found
+    for entry in top:
+        path = Path(entry.path)
+        if entry.name == "store" or entry.name.endswith(".val"):
+            found.append(path)
+        elif entry.name not in _OURS and entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                if next(iter(path.rglob("*.val")), None) is not None:
+                    found.append(path)
+    return found
+
+
+def warn_foreign(root: Path) -> None:
+    """One warning per folder and process naming what is foreign; nothing in it is read."""
+    key = root.resolve()
+    if key in _warned:
+        return
+    _warned.add(key)
+    for path in foreign_paths(root):
+        log.warning("%s is not part of this cache (it looks like a diskcache store, a format "
+                    "this tool never reads: its files could run code); it is ignored. Remove "
+                    "it with: rm -rf %s", path, shlex.quote(str(path)))
+
+
 def _remove_leftovers(root: Path) -> None:
     """Temporary files of killed builds, in the store's folders (see pipeline.files)."""
-    for folder in [root, *(p for p in root.glob("*/") if p.is_dir()),
+    for folder in [root, *(p for p in root.glob("*/") if p.is_dir() and p.name in _OURS),
                    *(p for p in root.glob("segments/*/") if p.is_dir())]:
         files.remove_leftovers(folder)
 
@@ -306,8 +349,7 @@ def header_of(start: bytes, key: str) -> dict:
 
 
 class SegmentCache:
-    def __init__(self, directory: Path, repair: bool = False,
-                 remote: RemoteCache | None = None):
+    def __init__(self, directory: Path, remote: RemoteCache | None = None):
         self.directory = Path(directory)
         self.remote = remote  # the fleet tier (remote_cache.py), read- and write-through
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -319,14 +361,12 @@ class SegmentCache:
         self._pending = self.directory / "pending"
         self._leases = self.directory / "leases"
         self._uses = self.directory / "uses"
-        self.set_aside: list[Damage] = []  # what a repair moved out of the way
         # Leases this process holds ("local" or "remote" tier), dead holders' leases
         # it took over (their info, until the client asks), and leases it lost.
         self._held: dict[str, str] = {}
         self._taken_over: dict[str, dict] = {}
         self._lost: set[str] = set()
-        if (self.directory / _LEGACY).exists():
-            self._migrate_legacy(repair)
+        warn_foreign(self.directory)
         _remove_leftovers(self.directory)
 
     # -- segments --------------------------------------------------------
@@ -692,7 +732,7 @@ class SegmentCache:
 
     def verify(self, repair: bool = False) -> list[Damage]:
         """Check every entry, journal and lease file; with repair drop what is bad."""
-        bad: list[Damage] = list(self.set_aside)
+        bad: list[Damage] = []
         with self.exclusive() if repair else contextlib.nullcontext():
             for key, path in self._entry_files():
                 try:
@@ -723,25 +763,6 @@ class SegmentCache:
             with contextlib.suppress(OSError):
                 if not path.is_symlink() and path.stat().st_mtime < cutoff:
                     path.unlink()
-
-    # -- format 1 (diskcache) --------------------------------------------
-    def _migrate_legacy(self, repair: bool) -> None:
-        legacy = self.directory / _LEGACY
-        with self.exclusive():
-            if not legacy.exists():  # another process moved it meanwhile
-                return
-            try:
-                moved, lost = _move_legacy_entries(legacy, self)
-            except CacheDamaged:
-                if not repair:
-                    raise
-                self.set_aside = _set_aside_legacy(legacy)
-                return
-            shutil.rmtree(legacy, ignore_errors=True)
-        log.info("moved %d cached segment(s) to the checked cache format", moved)
-        for damage in lost:
-            log.warning("cache entry %s was unreadable in the old format: %s; it will be made "
-                        "again (%s)", damage.key[:12], damage.reason, damage.cost())
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[None]:
@@ -791,95 +812,6 @@ def _marks(raw: object) -> tuple[tuple[int, int], ...]:
 _LEGACY_README_MARK = "`audiobook cache prune` (drop what the\ncurrent config no longer uses)"
 
 
-def _legacy_val_files(legacy: Path) -> list[Path]:
-    return sorted(p for p in legacy.rglob("*.val") if p.is_file())
-
-
-def _move_legacy_entries(legacy: Path, cache: SegmentCache) -> tuple[int, list[Damage]]:
-    """Copy a format-1 store's entries and journal into the new layout.
-
-    An empty or unreadable cache.db beside .val files is damage, not an empty
-    cache: its files can no longer be matched to their segments.
-    """
-    import sqlite3
-
-    import diskcache
-
-    db = legacy / "cache.db"
-    vals = _legacy_val_files(legacy)
-    why = None
-    if not db.exists():
-        why = "it is missing"
-    elif db.stat().st_size == 0:
-        why = "it is empty (0 bytes)"
-    if why is None:
-        try:
-            store = diskcache.Cache(str(legacy), size_limit=2**62, eviction_policy="none",
-                                    cull_limit=0, timeout=60)
-        except (sqlite3.DatabaseError, OSError) as exc:
-            why = f"it cannot be read: {exc}"
-    if why is not None:
-        if not vals:  # nothing paid is lost: just start afresh
-            return 0, []
-        raise _legacy_damaged(legacy, db, why, vals)
-    moved, lost, seen = 0, [], 0
-    try:
-        for raw_key in list(store.iterkeys()):
-            if not isinstance(raw_key, str):
-                continue
-            kind, _, key = raw_key.partition(":")
-            try:
-                value = store.get(raw_key)
-            except Exception as exc:  # noqa: BLE001 - any unreadable value is one lost entry
-                lost.append(Damage(key, str(legacy), f"{type(exc).__name__}: {exc}", None))
-                continue
-            if kind == "seg" and isinstance(value, dict) and isinstance(value.get("data"), bytes):
-                seen += 1
-                cache.put(key, CachedAudio(value["data"], str(value.get("format", "")),
-                                           int(value.get("credits", 0)),
-                                           str(value.get("backend", ""))))
-                moved += 1
-            elif kind == "seg":
-                lost.append(Damage(key, str(legacy), "its value is missing or not audio", None))
-            elif kind == "pending" and isinstance(value, dict):
-                _write_atomically(cache._pending / f"{key}.json", json.dumps(value).encode())
-    finally:
-        store.close()
-    if moved == 0 and not lost and vals:
-        raise _legacy_damaged(legacy, db, "it lists no entry", vals)
-    return moved, lost
-
-
-def _legacy_damaged(legacy: Path, db: Path, why: str, vals: list[Path]) -> CacheDamaged:
-    paid = sum(c for c in (_legacy_credits(p) for p in vals) if c)
-    return CacheDamaged(
-        f"the cache index {db} is damaged ({why}); the {len(vals)} audio file(s) beside it "
-        f"({paid} credit(s) of paid audio) can no longer be matched to their segments, and "
-        "short entries kept inside it are lost",
-        f"run `audiobook cache verify --repair` to set {legacy} aside and go on; the next build "
-        "makes those segments again (a remote backend charges for them again)")
-
-
-def _legacy_credits(path: Path) -> int | None:
-    """What a format-1 .val file says it cost (it is our own pickle of a dict)."""
-    import pickle
-
-    try:
-        value = pickle.loads(path.read_bytes())  # noqa: S301 - our own cache's file
-        return int(value["credits"]) if isinstance(value, dict) else None
-    except Exception:  # noqa: BLE001 - a damaged file simply has no known cost
-        return None
-
-
-def _set_aside_legacy(legacy: Path) -> list[Damage]:
-    costs = {p: _legacy_credits(p) for p in _legacy_val_files(legacy)}
-    aside = legacy.with_name(f"{legacy.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.replace(legacy, aside)
-    log.warning("set the damaged old store aside in %s", aside)
-    return [Damage(p.stem, str(aside / p.relative_to(legacy)),
-                   "the old index is damaged; set aside", cost) for p, cost in costs.items()]
-
-
 @contextlib.contextmanager
 def _flock(path: Path, exclusive: bool) -> Iterator[None]:
     try:
@@ -905,7 +837,7 @@ def resolve_cache_dir(configured: Path) -> Path:
     return Path(env).expanduser() if env else configured
 
 
-def open_cache(cfg: Config, repair: bool = False, offline: bool = False,
+def open_cache(cfg: Config, offline: bool = False,
                local_only: bool = False) -> SegmentCache:
     """The store a config uses (AUDIOBOOK_CACHE_DIR wins over cache.dir).
 
@@ -918,7 +850,7 @@ def open_cache(cfg: Config, repair: bool = False, offline: bool = False,
         from pipeline.remote_cache import open_remote
 
         remote = open_remote(cfg)
-    return SegmentCache(resolve_cache_dir(cfg.cache_dir), repair=repair, remote=remote)
+    return SegmentCache(resolve_cache_dir(cfg.cache_dir), remote=remote)
 
 
 def sum_credits(damage: list[Damage]) -> int:

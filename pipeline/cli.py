@@ -680,7 +680,7 @@ def cache_verify(state: State, repair: bool, as_json: bool) -> None:
     from pipeline.cache import as_json as damage_json
     from pipeline.cache import open_cache, sum_credits
 
-    with open_cache(_config(state), repair=repair, local_only=True) as store:
+    with open_cache(_config(state), local_only=True) as store:
         bad = store.verify(repair)
         count = len(store.keys())
     if as_json:

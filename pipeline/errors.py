@@ -271,20 +271,6 @@ class SegmentMissing(AudiobookError):
 # --- store
 
 
-class CacheDamaged(AudiobookError):
-    """The segment store is damaged in a way a build cannot work around alone."""
-
-    exit_code = EXIT_RUNTIME
-
-    def __init__(self, message: str, fix: str):
-        super().__init__(f"{message}; {fix}")
-        self.message = message
-        self.fix = fix
-
-    def lines(self) -> list[str]:
-        return [self.message, self.fix]
-
-
 class RemoteCacheError(AudiobookError):
     """`cache push` and the remote tier is not set or cannot be reached."""
 

@@ -2,9 +2,8 @@
 
 Damage is made the way a disk, a crash or a person makes it: bytes changed in
 the middle of an entry file, a file cut short, a file deleted, the old index
-overwritten or emptied. The end-to-end cases find "the entry files" by what
-both store formats call them (.seg now, .val in the old diskcache store), so
-they run unchanged against the old code, where they fail.
+overwritten or emptied. A cache folder can come with an untrusted repository:
+a shipped diskcache store is named and never read.
 """
 
 from __future__ import annotations
@@ -61,8 +60,8 @@ def _audio(credits: int = 3, size: int = 4000) -> CachedAudio:
 
 
 def _entry_files(cache_dir: Path) -> list[Path]:
-    """The files that hold audio, in either store format."""
-    return sorted(p for p in cache_dir.rglob("*") if p.suffix in (".seg", ".val") and p.is_file())
+    """The files that hold audio."""
+    return sorted(p for p in cache_dir.rglob("*.seg") if p.is_file())
 
 
 # ------------------------------------------------------------------ unit
@@ -233,60 +232,78 @@ def test_a_damaged_entry_is_never_played_and_is_made_again(project, isolated_cac
     assert run_cli("cache", "verify", cwd=folder).returncode == 0
 
 
-def _legacy_store(cache_dir: Path) -> dict[str, int]:
-    """Turn the cache into the old diskcache layout, as the old code wrote it."""
+class _Bomb:
+    """Unpickling this opens (and so creates) the marker file: proof that code ran."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _ship_bombs(cache_dir: Path, marker: Path) -> list[Path]:
+    """What a hostile pull request could add to a book's cache folder.
+
+    A real diskcache store (values small enough to sit in cache.db, and one big
+    enough to be a .val file), plus stray .val pickles at the top of the folder
+    and in a folder of their own.
+    """
+    import pickle
+
     import diskcache
 
-    store = SegmentCache(cache_dir)
-    entries = {key: store.get(key) for key in store.keys()}
-    for path in _entry_files(cache_dir):
-        path.unlink()
-    old = diskcache.Cache(str(cache_dir / "store"), size_limit=2**62, eviction_policy="none",
-                          cull_limit=0)
-    for key, audio in entries.items():
-        old.set("seg:" + key, {"data": audio.data, "format": audio.format,
-                               "credits": audio.credits + 2, "backend": audio.backend})
-    old.close()
-    return {key: audio.credits + 2 for key, audio in entries.items()}
+    store = diskcache.Cache(str(cache_dir / "store"))
+    store.set("seg:" + KEY_A, {"data": _Bomb(marker), "format": "wav", "credits": 1})
+    store.set("pending:" + KEY_B, _Bomb(marker))
+    store.set("seg:" + "c" * 64, [_Bomb(marker), b"x" * 100_000])  # a .val file
+    store.close()
+    assert list((cache_dir / "store").rglob("*.val"))
+    bomb = pickle.dumps({"data": _Bomb(marker), "credits": 3})
+    (cache_dir / "stray.val").write_bytes(bomb)
+    (cache_dir / "ab" / "cd").mkdir(parents=True)
+    (cache_dir / "ab" / "cd" / "0123.val").write_bytes(bomb)
+    return [cache_dir / "ab", cache_dir / "store", cache_dir / "stray.val"]
 
 
 @pytest.mark.slow
-def test_an_old_store_is_moved_over_and_nothing_is_made_again(project, isolated_cache):
+def test_a_shipped_diskcache_store_is_named_and_never_unpickled(project, tmp_path, s3,
+                                                               monkeypatch):
+    # The default cache folder sits in the book's folder, so a repository can ship it.
+    monkeypatch.delenv("AUDIOBOOK_CACHE_DIR")
     folder = _book(project)
-    first = _build(folder)
-    credits = _legacy_store(isolated_cache)
-    assert len(credits) == first["segments_synthesized"]
-    assert list(isolated_cache.rglob("*.val"))  # big entries were files, small ones in cache.db
-    again = _build(folder)
-    assert again["segments_synthesized"] == 0
-    store = SegmentCache(isolated_cache)
-    assert {k: store.entry_credits(k) for k in store.keys()} == credits
-    assert not (isolated_cache / "store").exists() and store.verify() == []
+    cache_dir = folder / ".audiobook-cache"
+    cache_dir.mkdir()
+    marker = tmp_path / "bomb-went-off"
+    foreign = _ship_bombs(cache_dir, marker)
+    env = {"AUDIOBOOK_REMOTE_CACHE": ""}  # push alone talks to the bucket
+    planned = run_cli("plan", cwd=folder, env=env)
+    assert planned.returncode == 0, planned.stderr
+    for path in foreign:
+        assert f"{path} is not part of this cache" in planned.stderr, planned.stderr
+        assert f"rm -rf {path}" in planned.stderr
+    for args in [("build",), ("cache", "stats"), ("cache", "verify"), ("cache", "verify",
+                 "--repair"), ("cache", "prune", "--yes"), ("build", "--force")]:
+        done = run_cli(*args, cwd=folder, env=env)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "is not part of this cache" in done.stderr, args
+        assert "Traceback" not in done.stderr
+    pushed = run_cli("cache", "push", cwd=folder,
+                     env={"AUDIOBOOK_REMOTE_CACHE": f"s3://{s3[1]}/fleet"})
+    assert pushed.returncode == 0, pushed.stderr
+    assert "is not part of this cache" in pushed.stderr
+    assert not marker.exists()
+    assert all(path.exists() for path in foreign)  # named, not removed behind the user's back
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", ["garbage", "empty"])
-def test_a_damaged_old_index_is_named_with_its_repair_never_read_as_empty(project,
-                                                                         isolated_cache, damage):
-    folder = _book(project)
-    _build(folder)
-    credits = _legacy_store(isolated_cache)
-    files = len(list(isolated_cache.rglob("*.val")))
-    db = isolated_cache / "store" / "cache.db"
-    db.write_bytes(os.urandom(4096) if damage == "garbage" else b"")
-    planned = run_cli("plan", "--json", cwd=folder)
-    assert planned.returncode == 1, planned.stdout
-    assert "internal error" not in planned.stderr
-    assert "cache.db is damaged" in planned.stderr
-    assert "audiobook cache verify --repair" in planned.stderr
-    said = re.search(r"the (\d+) audio file\(s\) beside it \((\d+) credit\(s\) of paid",
-                     planned.stderr)
-    assert said and int(said[1]) == files and int(said[2]) == 2 * files, planned.stderr
-    repaired = run_cli("cache", "verify", "--repair", cwd=folder)
-    assert repaired.returncode == 0, repaired.stderr
-    assert f"{files} damaged ({said[2]} credit(s)" in repaired.stdout
-    assert list(isolated_cache.glob("store.damaged-*"))  # set aside, not deleted
-    assert _build(folder)["segments_synthesized"] == len(credits)
+def test_the_foreign_check_itself_would_see_an_unpickling(tmp_path):
+    """The bomb is live: loading what the test ships does run code (so the test above can fail)."""
+    import diskcache
+
+    marker = tmp_path / "went-off"
+    _ship_bombs(tmp_path / "c", marker)
+    diskcache.Cache(str(tmp_path / "c" / "store")).get("seg:" + KEY_A)
+    assert marker.exists()
 
 
 # ------------------------------------------------------------------ prune (F4)
