@@ -65,7 +65,7 @@ def ffmpeg_path() -> str:
         if not Path(override).exists():
             raise AudioToolError(f"AUDIOBOOK_FFMPEG={override}: no such file")
         return override
-    bundled = _bundled_ffmpeg()
+    bundled = bundled_ffmpeg()
     if bundled:
         return bundled
     try:
@@ -81,7 +81,7 @@ def ffmpeg_path() -> str:
 
 
 @lru_cache(maxsize=1)
-def _bundled_ffmpeg() -> str | None:
+def bundled_ffmpeg() -> str | None:
     """The binary the imageio-ffmpeg wheel ships, found without running it.
 
     imageio's own lookup imports the package and runs `ffmpeg -version` to
@@ -107,13 +107,17 @@ def ffmpeg_version() -> str:
 
     The pinned wheel's binary is named by its file name and size, so a build
     whose outputs are current starts no process at all; any other ffmpeg
-    reports its version line.
+    reports its version line, and one named by AUDIOBOOK_FFMPEG is also known
+    by its bytes (a rebuilt binary may print the same version line).
     """
     path = ffmpeg_path()
-    if path == _bundled_ffmpeg():
+    if path == bundled_ffmpeg():
         return f"imageio-ffmpeg {Path(path).name} ({Path(path).stat().st_size} bytes)"
     out = run_ffmpeg(["-version"]).decode(errors="replace")
-    return out.splitlines()[0] if out else "unknown"
+    line = out.splitlines()[0] if out else "unknown"
+    if os.environ.get("AUDIOBOOK_FFMPEG"):
+        line += f" (sha256 {files.sha256_file(path)})"
+    return line
 
 
 def run_ffmpeg(args: Sequence[str], stdin: bytes | None = None) -> bytes:

@@ -6,7 +6,9 @@ Each stage returns its own report; build() composes them into BuildResult.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +80,6 @@ class BuildResult:
     def outputs(self) -> list[str]:
         return self.output.outputs
 
-    @property
-    def did_something(self) -> bool:
-        """Made, paid for or wrote anything: not a no-op (whose summary a build stamp keeps)."""
-        return bool(self.segments_synthesized or self.credits_spent or self.chapters_written
-                    or self.output.book_written or self.synthesis.credits_maybe_charged
-                    or self.synthesis.orphans_kept)
-
     def as_json(self) -> dict:
         return {
             "segments_synthesized": self.segments_synthesized,
@@ -103,10 +98,17 @@ class BuildResult:
 
 def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None, jobs: int = 4,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
-          progress: Progress | None = None) -> BuildResult:
+          progress: Progress | None = None, record_as: str | None = None) -> BuildResult:
+    """Plan, make what is missing, write what is out of date.
+
+    record_as: the config path as the front door names it (pipeline.ledger);
+    a whole-book build then leaves a build record, so the next build that
+    would find nothing to do is answered before the command line loads.
+    """
     progress = progress or LogProgress()
-    with open_cache(cfg, offline=offline) as cache, cache.shared():
+    with _warnings_noted() as noted, open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
+        noted.stop()  # what a build that finds nothing to do warns of: the plan's warnings
         _record_use(cache, cfg, plan)
         made = synthesize(plan, cache, jobs, max_credits, offline, progress)
         try:
@@ -117,7 +119,74 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
             made = made.plus(remake(plan, cache, exc.keys, jobs, _left(max_credits, made),
                                     offline, progress))
             written = package.write_outputs(plan, cache, jobs, force, progress)
-        return BuildResult(made, written)
+        result = BuildResult(made, written)
+        if record_as is not None and not chapters and plan.backend == cfg.backend:
+            _leave_record(record_as, plan, cache, result, noted.lines)
+        return result
+
+
+class _Noted(logging.Handler):
+    """The pipeline's warnings while it is attached, as the command line prints them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def stop(self) -> None:
+        logging.getLogger("pipeline").removeHandler(self)
+
+
+@contextmanager
+def _warnings_noted() -> Iterator[_Noted]:
+    noted = _Noted()
+    logging.getLogger("pipeline").addHandler(noted)
+    try:
+        yield noted
+    finally:
+        noted.stop()
+
+
+def _leave_record(config: str, plan: Plan, cache: SegmentCache, result: BuildResult,
+                  warnings: list[str]) -> None:
+    """The build record of this config (pipeline.ledger), unless something is left to do.
+
+    It names every declared input and every output by content, the cache
+    entries the outputs were made from, and the summary a build that finds
+    nothing to do prints. None with a remote tier (a bucket is not a file
+    this machine can re-check), with journaled tasks still to download, or
+    with an ffmpeg found on PATH (what PATH finds is not a declared input).
+    """
+    from pipeline import audio, ledger
+
+    if cache.remote is not None or cache.pending_keys():
+        return
+    sigs = cache.signatures
+    names = [str(p) for p in plan.cfg.inputs()] + ledger.package_files()
+    entries = [sigs.entry(name) for name in names]
+    entries += [sigs.entry(name, own=True) for name in package.recorded_files(plan.cfg)]
+    binaries = []
+    ffmpeg = audio.ffmpeg_path()
+    if os.environ.get("AUDIOBOOK_FFMPEG"):
+        entries.append(sigs.entry(ffmpeg))
+    elif ffmpeg == audio.bundled_ffmpeg():
+        binaries.append(ledger.binary_entry(ffmpeg))  # known by imageio-ffmpeg's version
+    else:
+        return
+    found = [entry for entry in entries if entry is not None]
+    if len(found) < len(entries):
+        return  # an input went away meanwhile: the next build decides
+    segments = [str(cache.entry_path(s.key)) for cp in plan.chapters for s in cp.segments]
+    written = result.output
+    noop = BuildResult(
+        SynthesisReport(segments_cached=plan.totals()["segments"]),
+        package.OutputReport(chapters_unchanged=written.chapters_written
+                             + written.chapters_unchanged, outputs=list(written.outputs)))
+    ledger.write_record(str(cache.directory), config, files=found, binaries=binaries,
+                        segments=segments, warnings=warnings, noop=noop.as_json(),
+                        out_dir=str(plan.cfg.output.dir))
 
 
 def _record_use(cache: SegmentCache, cfg: Config, plan: Plan) -> None:

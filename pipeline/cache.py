@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import socket
 import time
 import uuid
@@ -40,8 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline import files, stamp
+from pipeline import files
 from pipeline.book import Voice
+from pipeline.ledger import MAX_AGE_S, Signatures, drop_records
 from pipeline.store_rules import MAX_ENTRY_BYTES, expired, is_mine, lease_alive
 
 if TYPE_CHECKING:
@@ -62,8 +64,11 @@ HEADER_MAX = 4096
 # A temporary file this old belongs to no live writer.
 _STALE_TMP_S = 600.0
 # What the store itself writes at its top; anything else is not read.
-_OURS = frozenset({"segments", "pending", "leases", "uses", "plans", "covers", "stamps",
+_OURS = frozenset({"segments", "pending", "leases", "uses", "covers", "ledger",
                    "README.txt", "lock"})
+# Our own folders of earlier versions (JSON only), removed unread: the plan
+# memo moved into ledger/, and the build stamp gave way to the ledger.
+_RETIRED = ("plans", "stamps")
 
 _README = """\
 This folder is an audiobook-pipeline segment cache.
@@ -78,9 +83,9 @@ segments/  one file per entry: a JSON header line (checksum, length, credits)
 pending/   remote tasks created but not yet downloaded (resumed by the next build)
 leases/    which build is making a segment right now
 uses/      which config used this cache with which backend (prune keeps their audio)
-plans/     each chapter's plan, read back when nothing it depends on changed
 covers/    the book's cover as fitted into the files (an SVG rasterized once)
-stamps/    each command line's last no-op build, so the next one need not plan
+ledger/    what each build read and wrote, by content: files.json (signatures),
+           plans/ (each chapter's plan), builds/ (what a no-op build prints)
 
 Commands: `audiobook cache stats`, `audiobook cache verify [--repair]`,
 `audiobook cache prune` (drop what no recorded config uses; paid audio only
@@ -366,12 +371,20 @@ class SegmentCache:
         self._held: dict[str, str] = {}
         self._taken_over: dict[str, dict] = {}
         self._lost: set[str] = set()
+        for name in _RETIRED:
+            if (self.directory / name).is_dir() and not (self.directory / name).is_symlink():
+                shutil.rmtree(self.directory / name, ignore_errors=True)
         warn_foreign(self.directory)
         _remove_leftovers(self.directory)
+        self.signatures = Signatures(self.directory)
 
     # -- segments --------------------------------------------------------
     def _path(self, key: str) -> Path:
         return self._segments / key[:2] / (key + _SUFFIX)
+
+    def entry_path(self, key: str) -> Path:
+        """Where a local entry is (the build ledger checks that it is still there)."""
+        return self._path(key)
 
     def _entry_files(self) -> Iterator[tuple[str, Path]]:
         if not self._segments.is_dir():
@@ -711,7 +724,7 @@ class SegmentCache:
             self.delete(key)
             report.dropped += 1
             report.dropped_credits += credits or 0
-        self.drop_stamps(stamp.MAX_AGE_S)
+        drop_records(str(self.directory), MAX_AGE_S)
         return report
 
     def clear(self) -> int:
@@ -719,16 +732,8 @@ class SegmentCache:
             keys = self.local_keys()
             for key in keys:
                 self.delete(key)
-            self.drop_stamps()
+            drop_records(str(self.directory))
         return len(keys)
-
-    def drop_stamps(self, older_than_s: float | None = None) -> None:
-        """Build stamps (pipeline.stamp): all, or those too old to be used."""
-        cutoff = time.time() - (older_than_s or 0)
-        for path in (self.directory / stamp.FOLDER).glob("*.json"):
-            with contextlib.suppress(OSError):
-                if older_than_s is None or path.stat().st_mtime < cutoff:
-                    path.unlink()
 
     def verify(self, repair: bool = False) -> list[Damage]:
         """Check every entry, journal and lease file; with repair drop what is bad."""
@@ -775,7 +780,7 @@ class SegmentCache:
             yield
 
     def close(self) -> None:
-        pass
+        self.signatures.save()
 
     def __enter__(self) -> SegmentCache:
         return self
@@ -820,7 +825,7 @@ def _flock(path: Path, exclusive: bool) -> Iterator[None]:
         yield
         return
     # Opened read-only: flock needs no write access, and a build that only
-    # looks (a no-op, see pipeline.stamp) then opens nothing to write.
+    # looks (a no-op) then opens nothing to write.
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)

@@ -9,8 +9,7 @@ import shlex
 import sys
 import textwrap
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 EXIT_INTERRUPT = 130
 
 log = logging.getLogger("pipeline")
-LOG_FORMAT = "%(message)s"  # a build stamp prints its recorded lines in this form again
+LOG_FORMAT = "%(message)s"  # the build ledger's front door prints warnings in this form too
 
 
 @dataclass
@@ -39,7 +38,7 @@ class State:
     verbose: bool = False
     quiet: bool = False
     config_given: bool = False  # -c was passed: a missing file is an error, even for `say`
-    argv: list[str] | None = None  # the command line as typed, when main() ran it (build stamps)
+    argv: list[str] | None = None  # the command line as typed, when main() ran it
 
 
 pass_state = click.make_pass_decorator(State, ensure=True)
@@ -318,27 +317,7 @@ def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: in
           max_credits: int | None, offline: bool, force: bool, as_json: bool) -> None:
     """Build CHAPTERs (1, 3-5, a title or slug; none means all)."""
     args = BuildArgs(chapters, backend, jobs, max_credits, offline, force, as_json)
-    from pipeline import stamp
-
-    where = stamp.prepare(state.argv) if state.argv is not None else None
-    if where is None:
-        _build_and_report(state, args)
-        return
-    with stamp.recording() as rec, _log_into(rec):
-        cfg, result = _build_and_report(state, args, rec)
-    if _remote(cfg) or _stamped(where, rec, cfg, result):
-        return
-    if not (result.did_something or rec.spoiled):
-        return  # a no-op, yet not vouched for (an input edited as it was read): so would the next
-    # Something was made or written (audio, a plan memo): look once more,
-    # silently and without acting, so the next build is a stamped no-op
-    # rather than a planned one.
-    try:
-        with stamp.recording(look_only=True) as rec, _log_into(rec):
-            cfg, result = _build_and_report(state, args, rec)
-        _stamped(where, rec, cfg, result)
-    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the build itself is done
-        log.debug("no build stamp: %s", exc)
+    _build_and_report(state, args)
 
 
 @dataclass(frozen=True)
@@ -352,27 +331,20 @@ class BuildArgs:
     as_json: bool
 
 
-def _build_and_report(state: State, args: BuildArgs, rec=None):
-    """One build and its summary; what it prints also goes to rec (a build stamp's recorder)."""
+def _build_and_report(state: State, args: BuildArgs) -> None:
+    """One build and its summary (pipeline.ledger's front door prints a no-op's the same way)."""
     from pipeline.build import build as run_build
-
-    def say(text: str) -> None:
-        if rec is None or not rec.look_only:
-            click.echo(text)
-        if rec is not None:
-            rec.say("out", text)
+    from pipeline.ledger import summary_line
 
     cfg = _config(state)
     result = run_build(cfg, args.chapters, backend=args.backend, jobs=args.jobs,
                        max_credits=args.max_credits, offline=args.offline, force=args.force,
-                       progress=Progress(state.quiet or args.as_json or bool(rec and rec.look_only)))
+                       progress=Progress(state.quiet or args.as_json),
+                       record_as=os.path.abspath(state.config))
     if args.as_json:
-        say(json.dumps(result.as_json(), indent=2))
-        return cfg, result
-    log.info("%d segment(s) synthesized, %d cached; %d credit(s) spent; "
-             "%d chapter(s) written, %d unchanged",
-             result.segments_synthesized, result.segments_cached, result.credits_spent,
-             result.chapters_written, result.chapters_unchanged)
+        click.echo(json.dumps(result.as_json(), indent=2))
+        return
+    log.info("%s", summary_line(result.as_json()))
     if result.synthesis.credits_maybe_charged:
         log.warning("%d more credit(s) may have been charged for requests whose answer was lost",
                     result.synthesis.credits_maybe_charged)
@@ -380,54 +352,7 @@ def _build_and_report(state: State, args: BuildArgs, rec=None):
         log.info("no M4B written: a build of some chapters (%s) makes only their files; "
                  "build without chapter arguments for the book", " ".join(args.chapters))
     if not state.quiet:
-        say(f"outputs in {cfg.output.dir}")
-    return cfg, result
-
-
-def _stamped(where: tuple[str, str], rec, cfg, result) -> bool:
-    """Keep a no-op run as the build stamp of its command line (pipeline.stamp).
-
-    Never with a remote tier (the caller asks _remote first).
-    """
-    from pipeline import stamp
-    from pipeline.cache import resolve_cache_dir
-
-    if result.did_something:
-        return False
-    try:
-        done = stamp.write(*where, rec, (str(resolve_cache_dir(cfg.cache_dir)), str(cfg.output.dir)))
-    except (OSError, AudiobookError) as exc:
-        log.debug("no build stamp: %s", exc)
-        return False
-    if not done:
-        log.debug("no build stamp: %s", rec.spoiled or "an input changed as it was read")
-    return done
-
-
-def _remote(cfg) -> bool:
-    """A fleet's shared tier is not a file this process can vouch for: no stamps with one."""
-    from pipeline.remote_cache import remote_location
-
-    return remote_location(cfg) is not None
-
-
-@contextmanager
-def _log_into(rec) -> Iterator[None]:
-    """The pipeline's log lines also go to rec; in a look-only run, only there."""
-    logger = logging.getLogger("pipeline")
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            rec.say("err", self.format(record))
-
-    saved = logger.handlers[:]
-    keep = Keep()
-    keep.setFormatter(logging.Formatter(LOG_FORMAT))
-    logger.handlers[:] = [keep] if rec.look_only else [*saved, keep]
-    try:
-        yield
-    finally:
-        logger.handlers[:] = saved
+        click.echo(f"outputs in {cfg.output.dir}")
 
 
 @cli.command()

@@ -27,6 +27,7 @@ import yaml
 
 from pipeline.book import EMOTION_ALIASES, EMOTION_NAMES, EMOTIONS, LANGUAGES, SPEED_MAX, SPEED_MIN
 from pipeline.errors import ConfigError, Problem, ValidationError
+from pipeline.ledger import DEFAULT_CACHE_DIR, resolve_in
 from pipeline.lexicon import is_pattern_key, pattern_problem
 from pipeline.sources.rules import image_kind
 
@@ -336,8 +337,12 @@ def parse_loudness(value: Any, at: At | None = None) -> Loudness:
 
 
 def _resolve(root: Path, value: str) -> Path:
-    """A path from the config: relative to the config's folder, ~ for home."""
-    return (root / Path(value.strip()).expanduser()).resolve()
+    """A path from the config: relative to the config's folder, ~ for home.
+
+    The one rule, shared with the build ledger's front door (it finds the
+    cache folder before this module is imported).
+    """
+    return Path(resolve_in(root, value))
 
 
 def _existing_file(what: str) -> Callable[[Any, At], Path | None]:
@@ -474,7 +479,7 @@ class Segments:
 
 @dataclass(frozen=True)
 class Cache:
-    dir: Path = option(".audiobook-cache", _check_cache_dir,
+    dir: Path = option(DEFAULT_CACHE_DIR, _check_cache_dir,
                        "where segment audio is kept between builds")
     remote: str | None = option(None, check_remote,
                                 "a shared cache tier, s3://BUCKET/PREFIX (credentials from the "
@@ -719,6 +724,7 @@ class Config:
     normalize: bool = True
     credits: Credits = field(default_factory=Credits)
     cache_remote: str | None = None
+    lexicon_path: Path | None = field(default=None, repr=False)  # its words are in lexicon
 
     @property
     def display(self) -> str:
@@ -726,6 +732,12 @@ class Config:
 
     def line_of(self, key: str) -> int | None:
         return self.lines.get(key)
+
+    def inputs(self) -> list[Path]:
+        """Every file this config declares as an input: itself, sources, cover, voices, lexicon."""
+        found = [self.path, *(entry.source for entry in self.chapters), self.cover,
+                 self.voices, self.lexicon_path]
+        return [path for path in found if path is not None]
 
     @classmethod
     def default(cls, root: Path) -> Config:
@@ -940,6 +952,8 @@ def _config_of(c: _Checker, data: dict, path: Path, need_chapters: bool = True) 
         lexicon={**(v["lexicon_file"] or {}), **(v["lexicon"] or {})}, output=v["output"],
         cache_dir=v["cache"].dir, chapters=v["chapters"] or (), lines=c.lines,
         normalize=v["normalize"], credits=v["credits"], cache_remote=v["cache"].remote,
+        lexicon_path=(_resolve(root, data["lexicon_file"])
+                      if isinstance(data.get("lexicon_file"), str) else None),
     )
 
 

@@ -44,6 +44,7 @@ from pipeline.loudness import (
 from pipeline.sources.rules import image_kind
 
 if TYPE_CHECKING:
+    from pipeline.ledger import Signatures
     from pipeline.plan import ChapterPlan, Plan
     from pipeline.progress import Progress
     from pipeline.timing import Timeline
@@ -99,14 +100,16 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
         files.remove_leftovers(folder)
     cover = CoverFile(out_dir, book_cover(cfg, cache.directory / "covers"))
     try:
-        todo = _chapters_to_render(plan, cover.digest, entries, force, result)
+        sigs = cache.signatures
+        todo = _chapters_to_render(plan, cover.digest, entries, force, result, sigs)
         errors = _render_chapters(plan, cache, todo, jobs, cover, progress, entries, result)
         # Chapters that no longer exist leave the manifest.
         planned = {cp.index for cp in plan.chapters}  # credit tracks make index 0 possible
         entries = {i: e for i, e in entries.items() if i in planned}
-        book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result)
+        book = _book_entry(plan, entries, previous.get("book"), cover, force, errors, result,
+                           sigs)
         readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
-                                     errors)
+                                     errors, sigs)
     finally:
         cover.remove()
     if trusted:
@@ -208,7 +211,7 @@ def owned_manifest(cfg: Config, out_dir: Path) -> dict:
 
 
 def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict], force: bool,
-                        result: OutputReport) -> list[Job]:
+                        result: OutputReport, sigs: Signatures) -> list[Job]:
     out_dir = plan.cfg.output.dir
     todo = []
     for i in plan.selected:
@@ -217,18 +220,24 @@ def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict],
         key = chapter_output_key(plan, cp, cover_digest)
         old = entries.get(cp.index)
         if (not force and old and old.get("output_key") == key and old.get("file") == (name or aac)
-                and all(_intact(out_dir, f) for f in _entry_files(old))):
+                and all(_intact(out_dir, f, sigs) for f in _entry_files(old))):
             result.chapters_unchanged += 1
             continue
         todo.append(Job(cp, name, aac, key))
     return todo
 
 
-def _intact(out_dir: Path, record: dict) -> bool:
-    """The recorded file is there, no link, with its recorded size (hashing is for deletes)."""
+def _intact(out_dir: Path, record: dict, sigs: Signatures) -> bool:
+    """The recorded file is there, no link, and holds the bytes the manifest names.
+
+    By content: the ledger's signature of the file vouches for its SHA-256
+    while its stat (size, times, inode) is unchanged; otherwise it is hashed
+    again, so an output damaged in place at the same size is made again.
+    """
     path = files.inside(out_dir, record.get("file", ""))
     return (path is not None and path.is_file()
-            and path.stat().st_size == record.get("bytes"))
+            and path.stat().st_size == record.get("bytes")
+            and sigs.digest(path, own=True) == record.get("sha256"))
 
 
 def _entry_files(entry: dict) -> list[dict]:
@@ -704,14 +713,15 @@ def book_output_key(plan: Plan, entries: list[dict], cover_digest: str) -> str:
 
 
 def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
-                force: bool, errors: list, result: OutputReport) -> dict | None:
+                force: bool, errors: list, result: OutputReport,
+                sigs: Signatures) -> dict | None:
     """The m4b's manifest entry, building the file when it is out of date."""
     cfg = plan.cfg
     result.book_written = False
     if "m4b" not in cfg.output.formats:
         return None
     old = old if isinstance(old, dict) else None
-    current = _current_entries(plan, entries, cover.digest)
+    current = _current_entries(plan, entries, cover.digest, sigs)
     if current is None or errors:
         if errors:
             why = "some chapters failed"
@@ -727,7 +737,7 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
     key = book_output_key(plan, current, cover.digest)
     out = cfg.output.dir / name
     if (not force and old and old.get("output_key") == key and old.get("file") == name
-            and _intact(cfg.output.dir, old)):
+            and _intact(cfg.output.dir, old, sigs)):
         return old
     marks = book_chapters([(e["title"], e["aac"]["frames"]) for e in current],
                           cfg.output.sample_rate)
@@ -739,7 +749,7 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 
 
-def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str,
+def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str, sigs: Signatures,
                      part: str = "aac") -> list[dict] | None:
     """Every chapter's entry if all have current audio on disk, else None.
 
@@ -753,7 +763,7 @@ def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str,
         record = (e.get("aac") if part == "aac" or not str(e.get("file", "")).endswith(".mp3")
                   else e) if e else None
         if (not e or e.get("output_key") != chapter_output_key(plan, cp, cover_digest)
-                or not isinstance(record, dict) or not _intact(out_dir, record)):
+                or not isinstance(record, dict) or not _intact(out_dir, record, sigs)):
             return None
         current.append(e)
     return current
@@ -777,13 +787,13 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
 
 
 def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
-                     force: bool, errors: list) -> dict | None:
+                     force: bool, errors: list, sigs: Signatures) -> dict | None:
     """The read-along EPUB's manifest entry, writing the file when it is out of date."""
     cfg = plan.cfg
     if "epub" not in cfg.output.formats:
         return None
     old = old if isinstance(old, dict) else None
-    current = _current_entries(plan, entries, cover.digest, part="audio")
+    current = _current_entries(plan, entries, cover.digest, sigs, part="audio")
     if current is None or errors:
         log.info("no read-along epub written: not every chapter has current audio%s",
                  " (the old one is kept)" if old else "")
@@ -798,7 +808,7 @@ def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cov
                    "info": [info.title, info.author, info.language, info.narrator],
                    "chapters": [[e["output_key"], e["title"]] for e in current]})
     if (not force and old and old.get("output_key") == key and old.get("file") == name
-            and _intact(cfg.output.dir, old)):
+            and _intact(cfg.output.dir, old, sigs)):
         return old
     chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / _audio_of(e),
                             e["duration_ms"],
@@ -849,6 +859,32 @@ def _manifest(plan: Plan, entries: dict[int, dict], book: dict | None) -> dict:
     if book:
         manifest["book"] = book
     return manifest
+
+
+def recorded_files(cfg: Config) -> list[str]:
+    """Every file the output folder's manifest names, the manifest and the playlist."""
+    out_dir = cfg.output.dir
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            name = value.get("file")
+            if isinstance(name, str) and value.get("sha256"):
+                path = files.inside(out_dir, name)
+                if path is not None:
+                    found.append(str(path))
+            for inner in value.values():
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    manifest = out_dir / "manifest.json"
+    walk(_read_manifest(manifest))
+    found.append(str(manifest))
+    if (out_dir / "playlist.m3u").is_file():
+        found.append(str(out_dir / "playlist.m3u"))
+    return sorted(set(found))
 
 
 def _read_manifest(path: Path) -> dict:

@@ -22,12 +22,13 @@ from pipeline.cache import KeyMaker, SegmentCache
 from pipeline.casting import VoiceResolver, chapter_runs, language_warnings
 from pipeline.config import ChapterEntry, Config
 from pipeline.errors import InputError, Problem
+from pipeline.ledger import FOLDER as LEDGER
+from pipeline.ledger import Signatures, code_identity
 from pipeline.lexicon import compile_lexicon
 from pipeline.segment import Part, Segment, credits_for, segment_runs
 from pipeline.sources import load_entry
 from pipeline.sources.select import select_positions
 from pipeline.sources.text import normalize
-from pipeline.stamp import package_files
 from pipeline.tts import backend_identity
 
 log = logging.getLogger("pipeline")
@@ -172,7 +173,8 @@ def make_plan(cfg: Config, cache: SegmentCache, backend: str | None = None,
     if book is not None:
         results = [packed(chapter) for chapter in book]
     else:
-        memo = PlanMemo(cache.directory, cfg, backend, identity, resolver.genders())
+        memo = PlanMemo(cache.directory, cache.signatures, cfg, backend, identity,
+                        resolver.genders())
         results = []
         for entry in cfg.chapters:
             results += _entry_results(entry, memo, packed, cached, problems)
@@ -256,37 +258,42 @@ def _entry_results(entry: ChapterEntry, memo: PlanMemo, packed, cached: frozense
 
 # ------------------------------------------------------------------ the plan memo
 
-MEMO_FORMAT = 2  # 2: segments keep their parts
+MEMO_FORMAT = 3  # 3: keyed by content digests, in the ledger's plans/
 
 
 class PlanMemo:
     """Each config entry's packed chapters, keyed by a hash of everything they depend on.
 
-    The key covers the source file (size and mtime), the voice library file,
-    the whole config except the other chapter entries, the backend and its
-    identity, and the code of this package (file sizes and mtimes), so any
-    change recomputes. A remembered entry is used only when all its segments
-    are in the cache: packing depends on the cache, and a fully cached
-    packing is what a fresh one would choose. One small JSON file per config
-    entry (and spelling of the config's path) in the cache folder's plans/
-    (bounded: the next plan overwrites it).
+    A table of the build ledger (pipeline/ledger.py). The key covers the
+    source file and the voice library file by content (their SHA-256, taken
+    again only when their stat changed), the whole config except the other
+    chapter entries (the lexicon file's words are in it), the backend and its
+    identity, and the code (this package's files by content and the version
+    of every installed distribution), so any change recomputes, while a fresh
+    checkout of the same bytes does not. A remembered entry is used only
+    when all its segments are in the cache: packing depends on the cache,
+    and a fully cached packing is what a fresh one would choose. One small
+    JSON file per config entry (and spelling of the config's path) in the
+    cache folder's ledger/plans/ (bounded: the next plan overwrites it).
     """
 
-    def __init__(self, cache_dir: Path, cfg: Config, backend: str, identity: str,
-                 genders: dict[int, int]):
-        self.folder = cache_dir / "plans"
+    def __init__(self, cache_dir: Path, signatures: Signatures, cfg: Config, backend: str,
+                 identity: str, genders: dict[int, int]):
+        self.folder = cache_dir / LEDGER / "plans"
+        self.signatures = signatures
         self.config_path = str(cfg.path)
         shared = {
             "format": MEMO_FORMAT,
-            "code": _code_fingerprint(),
+            "code": code_identity(signatures),
             "config": repr(replace(cfg, chapters=())),
-            "voices": _stat(cfg.voices) if cfg.voices else None,
+            "voices": signatures.digest(cfg.voices) if cfg.voices else None,
             "backend": [backend, identity, sorted(genders.items())],
         }
         self.shared = json.dumps(shared, sort_keys=True, default=str)
 
     def key(self, entry: ChapterEntry) -> str:
-        spec = json.dumps([self.shared, repr(entry), _stat(entry.source)], default=str)
+        spec = json.dumps([self.shared, repr(entry), self.signatures.digest(entry.source)],
+                          default=str)
         return hashlib.sha256(spec.encode()).hexdigest()
 
     def _file(self, entry: ChapterEntry) -> Path:
@@ -332,19 +339,6 @@ class PlanMemo:
             log.debug("plan memo not written: %s", exc)
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
-
-
-def _stat(path: Path) -> list[int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_mtime_ns, st.st_size]
-
-
-@lru_cache(maxsize=1)
-def _code_fingerprint() -> str:
-    return hashlib.sha256(repr(package_files()).encode()).hexdigest()
 
 
 def key_function(backend: str, identity: str, genders: dict[int, int]) -> KeyMaker:

@@ -154,7 +154,7 @@ def test_a_segment_gone_from_the_cache_plans_afresh(memo_project, monkeypatch):
 
 def test_a_damaged_memo_is_ignored(memo_project, isolated_cache):
     fresh = _plan(memo_project).as_json()
-    for memo in (isolated_cache / "plans").glob("*.json"):
+    for memo in (isolated_cache / "ledger" / "plans").glob("*.json"):
         memo.write_text("{not json")
     assert _plan(memo_project).as_json() == fresh
 
