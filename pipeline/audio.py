@@ -543,7 +543,12 @@ def encode_book(parts: Sequence[Path], out: Path, rate: int, metadata: str,
                      "-disposition:v:0", "attached_pic"]
         else:
             args += ["-map", "0:a"]
-        args += ["-map_metadata", "1", "-map_chapters", "1", "-c:a", "copy",
+        # The audio track's timescale is the sample rate. Left to itself the muxer
+        # keeps the ADTS demuxer's 1/28,224,000, and the QuickTime chapter track
+        # (the one Apple Books, VLC and ffprobe read; mutagen reads Nero's chpl)
+        # overflows past 152 s: marks at 0 s, titles repeated, or no track.
+        args += ["-time_base:a", f"1/{rate}",
+                 "-map_metadata", "1", "-map_chapters", "1", "-c:a", "copy",
                  "-movflags", "+faststart", "-fflags", "+bitexact", "-flags:a", "+bitexact",
                  "-f", "ipod", "-y", str(tmp)]
         with tempfile.TemporaryFile() as err:

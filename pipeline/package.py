@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pipeline")
 
 OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-timed; 5: unmarked sentence ends too)
-BOOK_FORMAT = 2  # bump when the m4b encoding changes
+BOOK_FORMAT = 3  # bump when the m4b encoding changes (3: the QuickTime chapter track)
 READALONG_FORMAT = 1  # bump when the read-along EPUB changes
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
 HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from

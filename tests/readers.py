@@ -27,6 +27,30 @@ def epubcheck(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
+def ffprobe_chapters(path: Path) -> list[tuple[str, float, float]]:
+    """(title, start s, end s) of each chapter in an M4B's QuickTime chapter track, by ffprobe.
+
+    Players (Apple Books, iOS, VLC) read that track: a text track the audio
+    track references. ffprobe falls back to the Nero chpl list (which mutagen
+    reads) when the track is missing, so its presence is checked first.
+    Debian's ffmpeg package brings ffprobe (`.ci/run` installs it).
+    """
+    import json
+
+    probe = shutil.which("ffprobe")
+    if probe is None:
+        pytest.skip("ffprobe is not installed (apt-get install ffmpeg)")
+    done = subprocess.run([probe, "-v", "warning", "-show_chapters", "-show_streams", "-of",
+                           "json", str(path)], capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert "chapter track" not in done.stderr, done.stderr
+    data = json.loads(done.stdout)
+    tracks = [s for s in data["streams"] if s.get("codec_tag_string") == "text"]
+    assert len(tracks) == 1, f"no QuickTime chapter track in {path}"
+    return [(c.get("tags", {}).get("title", ""), float(c["start_time"]), float(c["end_time"]))
+            for c in data["chapters"]]
+
+
 def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
     """Headless Chromium with no network chatter, a fresh profile, and 5 s of virtual time."""
     if CHROMIUM is None:

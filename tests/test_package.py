@@ -24,6 +24,7 @@ from pipeline import check, loudness, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
+from tests.readers import ffprobe_chapters
 
 REPO = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -81,6 +82,51 @@ def test_m4b_has_one_mark_per_manifest_chapter_with_its_title(sample):
     titles = [c["title"] for c in manifest["chapters"]]
     assert [c.title for c in m4b.chapters] == titles
     assert len(titles) == 3
+
+
+def _chapters_as_players_read_them(book: Path, manifest: dict) -> None:
+    """ffprobe (the QuickTime chapter track) and mutagen (Nero chpl) agree with the manifest."""
+    marks = manifest["book"]["chapters"]
+    probed = ffprobe_chapters(book)
+    nero = MP4(book).chapters
+    assert [t for t, _, _ in probed] == [m["title"] for m in marks] == [c.title for c in nero]
+    for (_, start, end), mark, chapter in zip(probed, marks, nero):
+        assert abs(start - mark["start_ms"] / 1000) <= 0.1, (mark, start)
+        assert abs(end - mark["end_ms"] / 1000) <= 0.1, (mark, end)
+        assert abs(start - chapter.start) <= 0.1
+
+
+@pytest.mark.slow
+def test_players_read_the_m4b_chapters_of_the_samples(sample):
+    cfg, _, manifest = sample
+    _chapters_as_players_read_them(cfg.output.dir / "the-keeper-of-gannet-point.m4b", manifest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("book", ["three-minute chapters", "twenty chapters"])
+def test_players_read_the_m4b_chapters_of_long_and_many_chapter_books(tmp_path, monkeypatch,
+                                                                      book):
+    """Chapters starting past 152 s overflowed a 1/28,224,000 track (no chapter track at all)."""
+    if book == "three-minute chapters":  # real prose: tests/data/jekyll/SOURCE.txt
+        sources = sorted((REPO / "tests" / "data" / "jekyll").glob("*.md"))
+        for path in sources:
+            shutil.copy(path, tmp_path / path.name)
+        names = [p.name for p in sources]
+    else:
+        names = [f"{n:02d}.md" for n in range(1, 21)]
+        for n, name in enumerate(names, start=1):
+            (tmp_path / name).write_text(f"# Part {n}\n\nThe keeper wrote line {n} in the log.\n",
+                                         encoding="utf-8")
+    (tmp_path / "audiobook.yml").write_text(
+        "title: Players\noutput: {formats: [m4b], loudness: none}\nchapters:\n"
+        + "".join(f"  - source: {name}\n" for name in names), encoding="utf-8")
+    monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = load_config(tmp_path / "audiobook.yml")
+    build(cfg, jobs=2)
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text(encoding="utf-8"))
+    if book == "three-minute chapters":
+        assert manifest["book"]["chapters"][-1]["start_ms"] > 152_000 * 2
+    _chapters_as_players_read_them(cfg.output.dir / manifest["book"]["file"], manifest)
 
 
 def best_lag(reference: array, signal: array, at: int, search: int) -> int:
