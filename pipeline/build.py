@@ -108,7 +108,7 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
     progress = progress or LogProgress()
     with _warnings_noted() as noted, open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
-        noted.stop()  # what a build that finds nothing to do warns of: the plan's warnings
+        planned = len(noted.lines)  # what a build that finds nothing to do warns of
         _record_use(cache, cfg, plan)
         made = synthesize(plan, cache, jobs, max_credits, offline, progress)
         try:
@@ -120,7 +120,10 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
                                     offline, progress))
             written = package.write_outputs(plan, cache, jobs, force, progress)
         result = BuildResult(made, written)
-        if record_as is not None and not chapters and plan.backend == cfg.backend:
+        # A warning past the plan (a cover that cannot be used, damage found)
+        # may or may not come again: such a build leaves no record.
+        if (record_as is not None and not chapters and plan.backend == cfg.backend
+                and len(noted.lines) == planned):
             _leave_record(record_as, plan, cache, result, noted.lines)
         return result
 
@@ -135,18 +138,16 @@ class _Noted(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
 
-    def stop(self) -> None:
-        logging.getLogger("pipeline").removeHandler(self)
-
 
 @contextmanager
 def _warnings_noted() -> Iterator[_Noted]:
     noted = _Noted()
-    logging.getLogger("pipeline").addHandler(noted)
+    logger = logging.getLogger("pipeline")
+    logger.addHandler(noted)
     try:
         yield noted
     finally:
-        noted.stop()
+        logger.removeHandler(noted)
 
 
 def _leave_record(config: str, plan: Plan, cache: SegmentCache, result: BuildResult,

@@ -308,3 +308,27 @@ def test_a_build_reads_nothing_outside_its_declared_inputs(tmp_path, isolated_ca
                        if p not in declared and not p.startswith(allowed))
         assert stray == [], stray
         assert declared & opened  # the hook did see the reads
+
+
+@pytest.mark.slow
+def test_a_build_that_warned_past_its_plan_leaves_no_record(project, monkeypatch):
+    """A no-op prints the plan's warnings again; one from writing may or may not recur."""
+    import logging
+
+    import pipeline.build
+    from pipeline.build import build
+    from pipeline.config import load_config
+
+    project(CONFIG, {"one.md": ONE, "two.md": TWO})
+    real = pipeline.build.package.write_outputs
+
+    def warns(*args, **kwargs):
+        logging.getLogger("pipeline").warning("the cover could not be used")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.build.package, "write_outputs", warns)
+    build(load_config("audiobook.yml"), record_as=os.path.abspath("audiobook.yml"))
+    assert ledger.answer(["build"]) is None
+    monkeypatch.setattr(pipeline.build.package, "write_outputs", real)
+    build(load_config("audiobook.yml"), record_as=os.path.abspath("audiobook.yml"))
+    assert ledger.answer(["build", "-q"]) == 0
