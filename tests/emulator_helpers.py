@@ -20,10 +20,29 @@ KEY = "test-key-5f0c1d9a7b"  # distinctive, so a grep for it cannot match by cha
 VOICE_BODY = {"voice_id": 2072, "emotion": 0, "speed": 1, "language": "en"}
 
 
+class ManualClock:
+    """A monotonic clock that moves only when the test moves it.
+
+    Given to the emulator, it makes "still waiting", "the rate bucket is
+    empty" and "the task has expired" events the test decides, not races
+    against a loaded machine.
+    """
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @contextlib.contextmanager
-def emulator(**config) -> Iterator[EmulatorThread]:
-    """The emulator in a thread of this process, on a free port."""
-    with EmulatorThread(EmulatorConfig(**config)) as emu:
+def emulator(clock: ManualClock | None = None, **config) -> Iterator[EmulatorThread]:
+    """The emulator in a thread of this process, on a free port; on `clock` if given."""
+    with EmulatorThread(EmulatorConfig(**config),
+                        **({"clock": clock} if clock is not None else {})) as emu:
         yield emu
 
 
