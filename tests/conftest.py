@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,21 @@ def project(tmp_path, monkeypatch):
         return cfg
 
     return write
+
+
+def wait_for(predicate, timeout: float = 20.0, step: float = 0.02):
+    """Poll predicate until it returns something truthy (returned); fail after timeout.
+
+    The one way tests wait for an event they cannot be told of: the timeout is
+    a hang guard, generous for a loaded machine, never a figure under test.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):

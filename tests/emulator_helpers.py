@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from pipeline.tts.emulator import CREATE_PATH, GET_PATH, EmulatorConfig, EmulatorThread
+from tests.conftest import wait_for  # noqa: F401 - where the emulator's tests look for it
 
 KEY = "test-key-5f0c1d9a7b"  # distinctive, so a grep for it cannot match by chance
 
@@ -76,17 +76,6 @@ def create(url: str, text: str = "Hello there.", key: str | None = KEY) -> dict:
 
 def get(url: str, job_id: str, key: str | None = KEY) -> dict:
     return post(url, GET_PATH, {"global_id": job_id}, key)
-
-
-def wait_for(predicate, timeout: float = 20.0, step: float = 0.02):
-    """Poll predicate until it returns something truthy; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 # ---------------------------------------------------------------- books

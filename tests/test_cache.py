@@ -22,8 +22,8 @@ import pytest
 
 from pipeline.cache import CachedAudio, SegmentCache
 from pipeline.store_rules import lease_alive
-from tests.conftest import REPO, run_cli
-from tests.emulator_helpers import emulator, remote_env, wait_for
+from tests.conftest import REPO, run_cli, wait_for
+from tests.emulator_helpers import emulator, remote_env
 
 CONFIG = """\
 title: Cache Book

@@ -31,8 +31,7 @@ from pipeline.tts.local import (
     offline_voices,
 )
 from pipeline.voices import load_library
-from tests.conftest import REPO
-from tests.emulator_helpers import wait_for
+from tests.conftest import REPO, wait_for
 
 # One offline voice per kind of variant eSpeak's leaking state affected, plus Alex (never did).
 VARIANT_IDS = {v.variant: v.id for v in OFFLINE_VOICES if v.id < 100}

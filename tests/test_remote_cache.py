@@ -23,8 +23,8 @@ from pipeline.remote_cache import Location, RemoteCache, parse_location
 from pipeline.tts.audiocleaner import AudioCleanerBackend
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.journal import MemoryJournal
-from tests.conftest import REPO, run_cli
-from tests.emulator_helpers import KEY, create, emulator, wait_for
+from tests.conftest import REPO, run_cli, wait_for
+from tests.emulator_helpers import KEY, create, emulator
 from tests.moto_helpers import free_port
 
 CONFIG = """\
