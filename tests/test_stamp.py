@@ -81,7 +81,9 @@ def _change(book: Path, change: str) -> dict[str, str] | None:
         text = (book / "one.md").read_text()
         (book / "one.md").write_text(text.replace("dusk", "dawn"))
     elif change == "edit the config":
-        (book / "audiobook.yml").write_text(CONFIG.replace("author: Tester", "author: Tess"))
+        # The year, a tag of every file (the author is part of the book's identity: an
+        # output folder of another author's book is refused).
+        (book / "audiobook.yml").write_text(CONFIG.replace("author: Tester", "author: Tester\nyear: 2027"))
     elif change == "delete an output":
         next((book / "build").glob("01-*.mp3")).unlink()
     elif change == "clear the cache":
