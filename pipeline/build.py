@@ -110,6 +110,7 @@ def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None,
         plan = make_plan(cfg, cache, backend, chapters)
         planned = len(noted.lines)  # what a build that finds nothing to do warns of
         _record_use(cache, cfg, plan)
+        package.refuse_foreign(cfg)
         made = synthesize(plan, cache, jobs, max_credits, offline, progress)
         try:
             written = package.write_outputs(plan, cache, jobs, force, progress)

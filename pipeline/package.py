@@ -11,8 +11,9 @@ M4B joins without re-encoding. So the M4B is store-sized (`m4b_bitrate`,
 64k by default) and encoded from the PCM, never from the MP3s.
 
 The output folder is shared with the user: the manifest records an owner
-token and each file's sha256, and only files matching both are ever removed
-(see files.py for how every write avoids links).
+token (the book's title, author and language, never a path) and each file's
+sha256, and only files matching both are ever removed (see files.py for how
+every write avoids links).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ log = logging.getLogger("pipeline")
 OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-timed; 5: unmarked sentence ends too)
 BOOK_FORMAT = 3  # bump when the m4b encoding changes (3: the QuickTime chapter track)
 READALONG_FORMAT = 1  # bump when the read-along EPUB changes
-MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
+MANIFEST_FORMAT = 3  # 2: owner token and per-file sha256; 3: the owner is the book, not its folder
 HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
 GENERATOR = "audiobook-pipeline"
 COVER_MAX_BYTES = 10 << 20  # larger covers are scaled down and re-encoded as JPEG
@@ -176,9 +177,52 @@ def _links_to(root: Path, out_dir: Path) -> list[Path]:
 
 
 def owner_token(cfg: Config) -> str:
-    """Who owns an output folder: this book (its title) in this project folder."""
+    """Who owns an output folder: the book (title, author, language), wherever it lies.
+
+    Never its path: a copied, moved or renamed book folder, or a CI runner
+    restoring build/ under another checkout path, is still the same book and
+    writes the same manifest bytes; another book is not.
+    """
+    spec = json.dumps([GENERATOR, "book", cfg.title, cfg.author, cfg.language])
+    return hashlib.sha256(spec.encode()).hexdigest()[:32]
+
+
+def _folder_token(cfg: Config) -> str:
+    """The owner token of manifest_format 2: the config's folder and the book's title."""
     spec = f"{GENERATOR}\0{cfg.path.resolve().parent}\0{cfg.title}"
     return hashlib.sha256(spec.encode()).hexdigest()[:32]
+
+
+def _same_book(data: dict, cfg: Config) -> bool:
+    """Whether a manifest of ours with an owner token was written for this book.
+
+    From format 3 the token is the book's identity. Format 2 (the previous
+    version) hashed the config's folder: it is this book if written from this
+    folder for this title, as before, or if it names this book's title and
+    author (it kept no language), so a moved folder is not refused forever.
+    """
+    owner = data.get("owner")
+    if owner == owner_token(cfg):
+        return True
+    written = data.get("manifest_format")
+    if isinstance(written, int) and written >= 3:
+        return False
+    return owner == _folder_token(cfg) or (data.get("title") == cfg.title
+                                           and data.get("author", "") == cfg.author)
+
+
+def _book_named(title: Any, author: Any, language: Any) -> str:
+    """'Title' by Author (en), leaving out what a manifest did not record."""
+    text = repr(title)
+    if author:
+        text += f" by {author}"
+    return text + (f" ({language})" if language else "")
+
+
+def refuse_foreign(cfg: Config) -> None:
+    """Refuse another book's output folder before anything is made or paid for."""
+    if (cfg.output.dir / "manifest.json").exists():
+        owned_manifest(cfg, cfg.output.dir)
 
 
 def owned_manifest(cfg: Config, out_dir: Path) -> dict:
@@ -198,16 +242,24 @@ def owned_manifest(cfg: Config, out_dir: Path) -> dict:
         raise InputError(Problem(here, line, "output.dir",
                                  f"{path} was not written by {GENERATOR}; choose an output.dir "
                                  "of this book's own (or move that file away)"))
-    owner = data.get("owner")
-    if owner is None:
+    if data.get("owner") is None:
         log.info("%s has no owner token (an older version wrote it): rebuilding every file", path)
         return {}
-    if owner != owner_token(cfg):
-        raise InputError(Problem(here, line, "output.dir",
-                                 f"{out_dir} holds the output of {data.get('title')!r}, not of "
-                                 f"{cfg.title!r}; give each book its own output.dir (or, if this "
-                                 "is the same book renamed or moved, delete that folder)"))
+    if not _same_book(data, cfg):
+        raise InputError(Problem(here, line, "output.dir", _not_this_book(cfg, out_dir, data)))
     return data
+
+
+def _not_this_book(cfg: Config, out_dir: Path, data: dict) -> str:
+    theirs = _book_named(data.get("title"), data.get("author"), data.get("language"))
+    ours = _book_named(cfg.title, cfg.author, cfg.language)
+    text = (f"{out_dir} holds the output of {theirs}, not of {ours}; give each book its own "
+            "output.dir (or, if this is the same book with a new title, author or language, "
+            "delete that folder, and the next build makes it again)")
+    if "title" not in cfg.lines and data.get("title") != cfg.title:
+        text += (f". This book's title comes from its folder's name ({cfg.display} has no "
+                 f"title:); write title: {data.get('title')!r} there to keep the old one")
+    return text
 
 
 def _chapters_to_render(plan: Plan, cover_digest: str, entries: dict[int, dict], force: bool,
@@ -846,6 +898,7 @@ def _manifest(plan: Plan, entries: dict[int, dict], book: dict | None) -> dict:
         "owner": owner_token(plan.cfg),
         "title": plan.cfg.title,
         "author": plan.cfg.author,
+        "language": plan.cfg.language,
         "backend": plan.backend,
         "loudness": loudness_target(plan.cfg).label,
         "chapters": chapters,

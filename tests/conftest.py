@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,21 @@ def project(tmp_path, monkeypatch):
     return write
 
 
+def wait_for(predicate, timeout: float = 20.0, step: float = 0.02):
+    """Poll predicate until it returns something truthy (returned); fail after timeout.
+
+    The one way tests wait for an event they cannot be told of: the timeout is
+    a hang guard, generous for a loaded machine, never a figure under test.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
     """Run the real console entry point in a subprocess (as a user would)."""
     import subprocess
@@ -56,6 +73,29 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=600)
+
+
+def copy_samples(root: Path) -> Path:
+    """The repository's sample book (audiobook.yml and samples/) copied into root, as a clone has it."""
+    shutil.copytree(REPO / "samples", root / "samples", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "audiobook.yml", root / "audiobook.yml")
+    return root / "audiobook.yml"
+
+
+@pytest.fixture(scope="session")
+def built_sample(tmp_path_factory) -> Path:
+    """The sample book built once per test run by the real command line: its folder.
+
+    Its cache is the config's own (.audiobook-cache inside the folder), so the
+    folder holds everything a checkout with a restored build/ and cache holds.
+    Shared: read it, or shutil.copytree it before changing anything.
+    """
+    root = tmp_path_factory.mktemp("built") / "sample"
+    root.mkdir()
+    copy_samples(root)
+    done = run_cli("build", "-q", cwd=root, env={"AUDIOBOOK_CACHE_DIR": ""})
+    assert done.returncode == 0, done.stderr
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -7,23 +7,42 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from pipeline.tts.emulator import CREATE_PATH, GET_PATH, EmulatorConfig, EmulatorThread
+from tests.conftest import wait_for  # noqa: F401 - where the emulator's tests look for it
 
 KEY = "test-key-5f0c1d9a7b"  # distinctive, so a grep for it cannot match by chance
 
 VOICE_BODY = {"voice_id": 2072, "emotion": 0, "speed": 1, "language": "en"}
 
 
+class ManualClock:
+    """A monotonic clock that moves only when the test moves it.
+
+    Given to the emulator, it makes "still waiting", "the rate bucket is
+    empty" and "the task has expired" events the test decides, not races
+    against a loaded machine.
+    """
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 @contextlib.contextmanager
-def emulator(**config) -> Iterator[EmulatorThread]:
-    """The emulator in a thread of this process, on a free port."""
-    with EmulatorThread(EmulatorConfig(**config)) as emu:
+def emulator(clock: ManualClock | None = None, **config) -> Iterator[EmulatorThread]:
+    """The emulator in a thread of this process, on a free port; on `clock` if given."""
+    with EmulatorThread(EmulatorConfig(**config),
+                        **({"clock": clock} if clock is not None else {})) as emu:
         yield emu
 
 
@@ -57,17 +76,6 @@ def create(url: str, text: str = "Hello there.", key: str | None = KEY) -> dict:
 
 def get(url: str, job_id: str, key: str | None = KEY) -> dict:
     return post(url, GET_PATH, {"global_id": job_id}, key)
-
-
-def wait_for(predicate, timeout: float = 20.0, step: float = 0.02):
-    """Poll predicate until it returns something truthy; fail after timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 # ---------------------------------------------------------------- books

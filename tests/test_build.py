@@ -18,7 +18,7 @@ from pipeline.cache import open_cache
 from pipeline.config import load_config
 from pipeline.errors import BudgetError
 from pipeline.plan import make_plan
-from tests.conftest import run_cli
+from tests.conftest import run_cli, wait_for
 
 CONFIG = """\
 title: Test Book
@@ -272,13 +272,11 @@ def test_a_killed_build_resumes_without_losing_audio(project, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", "--jobs", "1"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cfg = load_config(tmp_path / "audiobook.yml")
-    deadline = time.time() + 120
-    while time.time() < deadline:
+    def three_stored() -> bool:
         with open_cache(cfg) as cache:
-            n = len(cache.keys())
-        if n >= 3:
-            break
-        time.sleep(0.02)
+            return len(cache.keys()) >= 3
+
+    wait_for(three_stored, timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open_cache(cfg) as cache:

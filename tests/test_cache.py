@@ -22,7 +22,7 @@ import pytest
 
 from pipeline.cache import CachedAudio, SegmentCache
 from pipeline.store_rules import lease_alive
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, wait_for
 from tests.emulator_helpers import emulator, remote_env
 
 CONFIG = """\
@@ -131,6 +131,7 @@ import sys, time
 from pathlib import Path
 from pipeline.cache import SegmentCache
 store = SegmentCache(Path(sys.argv[1]))
+stop = Path(sys.argv[5])
 go = Path(sys.argv[6]) if len(sys.argv) > 6 else None
 print("ready", flush=True)
 while go is not None and not go.exists():
@@ -139,14 +140,16 @@ got = store.lease(sys.argv[2], {"who": sys.argv[3]}, ttl_s=float(sys.argv[4]))
 if got is None:
     store.set_pending(sys.argv[2], {"job_id": "job-" + sys.argv[3], "base_url": "http://svc"})
 print("held" if got is None else "busy:" + str(got.get("who")), flush=True)
-time.sleep(float(sys.argv[5]))
+deadline = time.monotonic() + 120  # alive until told to stop (or killed)
+while not stop.exists() and time.monotonic() < deadline:
+    time.sleep(0.02)
 """
 
 
-def _holder(cache: Path, key: str, who: str, ttl: float, stay: float,
+def _holder(cache: Path, key: str, who: str, ttl: float, stop: Path,
             go: Path | None = None) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(cache), key, who, str(ttl),
-                             str(stay), *([str(go)] if go else [])], stdout=subprocess.PIPE,
+                             str(stop), *([str(go)] if go else [])], stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.stdout.readline().strip() == "ready"
     return proc
@@ -156,10 +159,15 @@ def _holder(cache: Path, key: str, who: str, ttl: float, stay: float,
 def test_racing_processes_one_holds_the_lease_the_others_see_its_job(tmp_path):
     cache = tmp_path / "c"
     SegmentCache(cache)
-    go = tmp_path / "go"
-    procs = [_holder(cache, KEY_A, str(n), 60, 5, go) for n in range(5)]
+    go, stop = tmp_path / "go", tmp_path / "stop"
+    procs = [_holder(cache, KEY_A, str(n), 60, stop, go) for n in range(5)]
     go.touch()  # all at once, every holder alive until all have answered
-    answers = [p.communicate(timeout=60)[0].strip() for p in procs]
+    try:
+        answers = [p.stdout.readline().strip() for p in procs]
+    finally:
+        stop.touch()
+        for proc in procs:
+            proc.communicate(timeout=60)
     assert answers.count("held") == 1, answers
     winner = str(answers.index("held"))
     assert all(a == f"busy:{winner}" for a in answers if a != "held"), answers
@@ -169,15 +177,17 @@ def test_racing_processes_one_holds_the_lease_the_others_see_its_job(tmp_path):
 def test_a_live_holders_lease_is_refused_a_dead_or_expired_one_taken_over(tmp_path):
     cache = tmp_path / "c"
     store = SegmentCache(cache)
-    alive = _holder(cache, KEY_A, "alive", 60, 30)
-    expiring = _holder(cache, KEY_B, "expiring", 0.5, 30)
+    stop = tmp_path / "stop"
+    alive = _holder(cache, KEY_A, "alive", 60, stop)
+    expiring = _holder(cache, KEY_B, "expiring", 0.5, stop)
     try:
         assert alive.stdout.readline().strip() == "held"
         assert expiring.stdout.readline().strip() == "held"
         held = store.lease(KEY_A, {}, ttl_s=60)
         assert held is not None and held["who"] == "alive" and held["job_id"] == "job-alive"
-        time.sleep(0.6)
-        assert store.lease(KEY_B, {}, ttl_s=60) is None  # ttl passed, though it still runs
+        # Taken once its 0.5 s ttl has passed, though its holder still runs.
+        wait_for(lambda: store.lease(KEY_B, {}, ttl_s=60) is None, timeout=60)
+        assert expiring.poll() is None
         alive.kill()
         alive.wait(10)
         assert store.lease(KEY_A, {}, ttl_s=60) is None  # its process is gone

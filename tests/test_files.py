@@ -28,18 +28,19 @@ from pipeline.errors import AudiobookError, InputError
 from tests.conftest import run_cli
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-BOOK = "title: {title}\nauthor: A\noutput: {{dir: {out}, formats: [mp3, m4b], loudness: none}}\n" \
-       "chapters:\n{chapters}"
+BOOK = "title: {title}\nauthor: {author}\nlanguage: {language}\n" \
+       "output: {{dir: {out}, formats: [mp3, m4b], loudness: none}}\nchapters:\n{chapters}"
 
 
-def write_book(root: Path, title: str = "Innocent", out: str = "build", chapters: int = 1) -> Path:
+def write_book(root: Path, title: str = "Innocent", out: str = "build", chapters: int = 1,
+               author: str = "A", language: str = "en") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     lines = ""
     for n in range(1, chapters + 1):
         (root / f"{n:02d}.md").write_text(f"# Part {n}\n\nAn innocent chapter.\n", encoding="utf-8")
         lines += f"  - source: {n:02d}.md\n"
-    (root / "audiobook.yml").write_text(BOOK.format(title=title, out=out, chapters=lines),
-                                        encoding="utf-8")
+    (root / "audiobook.yml").write_text(BOOK.format(title=title, author=author, language=language,
+                                                    out=out, chapters=lines), encoding="utf-8")
     return root / "audiobook.yml"
 
 
@@ -163,10 +164,105 @@ def test_f3_two_books_in_one_output_dir_the_second_is_refused_naming_both(tmp_pa
     audio_dir = tmp_path / "audio"
     before = snapshot(audio_dir)
     config_b = write_book(tmp_path / "B", title="Book B", out="../audio")
+    (tmp_path / "B" / "01.md").write_text("# Part 1\n\nA chapter of its own.\n", encoding="utf-8")
+    cache = Path(os.environ["AUDIOBOOK_CACHE_DIR"])
+    made = sorted(cache.rglob("*.seg"))
     proc = run_cli("-c", str(config_b), "build", "-q", cwd=tmp_path / "B")
     assert proc.returncode == 2, proc.stderr
     assert "'Book A'" in proc.stderr and "'Book B'" in proc.stderr
     assert snapshot(audio_dir) == before
+    assert sorted(cache.rglob("*.seg")) == made  # refused before anything was made
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("other, named", [({"author": "B. Other"}, "by B. Other"),
+                                          ({"language": "fr"}, "(fr)")])
+def test_the_same_title_by_another_author_or_in_another_language_is_another_book(
+        tmp_path, other, named):
+    build(load_config(write_book(tmp_path / "A", title="Book", out="../audio")), jobs=1)
+    audio_dir = tmp_path / "audio"
+    before = snapshot(audio_dir)
+    config_b = write_book(tmp_path / "B", title="Book", out="../audio", **other)
+    proc = run_cli("-c", str(config_b), "build", "-q", cwd=tmp_path / "B")
+    assert proc.returncode == 2, proc.stderr
+    assert "holds the output of 'Book' by A (en), not of 'Book'" in proc.stderr
+    assert named in proc.stderr and "delete that folder" in proc.stderr
+    assert snapshot(audio_dir) == before
+
+
+def as_the_previous_version_wrote_it(manifest: Path, config: Path) -> None:
+    """Rewrite a manifest as manifest_format 2 did: owner = hash of the config's folder and title."""
+    data = json.loads(manifest.read_text(encoding="utf-8"))
+    folder = config.resolve().parent
+    data.update(manifest_format=2, owner=hashlib.sha256(
+        f"audiobook-pipeline\0{folder}\0{data['title']}".encode()).hexdigest()[:32])
+    data.pop("language", None)  # format 2 kept none
+    manifest.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_moved_folder_the_previous_version_built_is_still_this_books(tmp_path):
+    """A format-2 manifest (path owner) that names this title and author: trusted, then upgraded."""
+    config = write_book(tmp_path / "old", chapters=2)
+    build(load_config(config), jobs=1)
+    as_the_previous_version_wrote_it(tmp_path / "old/build/manifest.json", config)
+    (tmp_path / "old").rename(tmp_path / "moved")
+    (tmp_path / "moved/02.md").write_text("# Part Two\n\nRenamed.\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "moved/audiobook.yml")
+    result = build(cfg, jobs=1)
+    assert (result.chapters_written, result.chapters_unchanged) == (1, 1)  # trusted to skip work
+    assert (cfg.output.dir / "02-part-two.mp3").exists()
+    assert not (cfg.output.dir / "02-part-2.mp3").exists()  # and to remove its own stale files
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["manifest_format"] == 3 and manifest["owner"] == package.owner_token(cfg)
+    assert manifest["language"] == "en"
+
+
+@pytest.mark.slow
+def test_a_folder_the_previous_version_built_here_keeps_its_book_when_the_author_changes(tmp_path):
+    """Format 2's own rule still holds where it was written: this folder and this title."""
+    config = write_book(tmp_path / "b")
+    build(load_config(config), jobs=1)
+    as_the_previous_version_wrote_it(tmp_path / "b/build/manifest.json", config)
+    cfg = load_config(write_book(tmp_path / "b", author="A. Corrected"))
+    assert build(cfg, jobs=1).chapters_written == 1  # retagged, not refused
+    manifest = json.loads((cfg.output.dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["owner"] == package.owner_token(cfg) and manifest["author"] == "A. Corrected"
+
+
+@pytest.mark.slow
+def test_a_folder_the_previous_version_built_for_another_book_is_refused(tmp_path):
+    config = write_book(tmp_path / "a", title="Book A", out="../audio")
+    build(load_config(config), jobs=1)
+    as_the_previous_version_wrote_it(tmp_path / "audio/manifest.json", config)
+    before = snapshot(tmp_path / "audio")
+    config_b = write_book(tmp_path / "b", title="Book B", out="../audio")
+    proc = run_cli("-c", str(config_b), "build", "-q", cwd=tmp_path / "b")
+    assert proc.returncode == 2, proc.stderr
+    assert "holds the output of 'Book A' by A, not of 'Book B' by A (en)" in proc.stderr
+    assert snapshot(tmp_path / "audio") == before
+
+
+def test_the_owner_token_is_the_books_identity_not_its_folder(tmp_path):
+    here = load_config(write_book(tmp_path / "here"))
+    assert package.owner_token(load_config(write_book(tmp_path / "else" / "where"))) \
+        == package.owner_token(here)
+    for change in ({"title": "Other"}, {"author": "B"}, {"language": "fr"}):
+        other = load_config(write_book(tmp_path / "x", **change))
+        assert package.owner_token(other) != package.owner_token(here), change
+
+
+@pytest.mark.slow
+def test_an_untitled_book_in_a_renamed_folder_is_told_how_to_keep_its_title(tmp_path):
+    root = tmp_path / "old-name"
+    config = write_book(root)
+    config.write_text(config.read_text().replace("title: Innocent\n", ""))
+    build(load_config(config), jobs=1)
+    root.rename(tmp_path / "new-name")
+    proc = run_cli("build", "-q", cwd=tmp_path / "new-name")
+    assert proc.returncode == 2, proc.stderr
+    assert "holds the output of 'Old Name' by A (en), not of 'New Name' by A (en)" in proc.stderr
+    assert "write title: 'Old Name' there" in proc.stderr
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import wave
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from pipeline.tts.local import (
     offline_voices,
 )
 from pipeline.voices import load_library
-from tests.conftest import REPO
+from tests.conftest import REPO, wait_for
 
 # One offline voice per kind of variant eSpeak's leaking state affected, plus Alex (never did).
 VARIANT_IDS = {v.variant: v.id for v in OFFLINE_VOICES if v.id < 100}
@@ -179,6 +178,13 @@ def _book(tmp_path: Path, paragraphs: int) -> Path:
     return tmp_path / "audiobook.yml"
 
 
+def _stored_count(cfg, at_least: int) -> int:
+    """How many segments the cache holds, or 0 while fewer than at_least."""
+    with open_cache(cfg) as cache:
+        count = len(cache.keys())
+    return count if count >= at_least else 0
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_offline_synthesis_exits_130_and_keeps_only_whole_segments(tmp_path):
     config = _book(tmp_path, 60)
@@ -187,29 +193,24 @@ def test_ctrl_c_during_offline_synthesis_exits_130_and_keeps_only_whole_segments
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with open_cache(cfg) as cache:
-            if len(cache.keys()) >= 3:
-                break
-        time.sleep(0.01)
+    before = wait_for(lambda: _stored_count(cfg, at_least=3), timeout=120)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
-    sent = time.monotonic()
     try:
-        _, err = proc.communicate(timeout=15)
+        _, err = proc.communicate(timeout=120)  # a hang guard; how soon: benchmarks/bench_bounds.py
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        pytest.fail("the build was still running 15 s after Ctrl-C")
-    took = time.monotonic() - sent
+        pytest.fail("the build was still running 120 s after Ctrl-C")
     assert proc.returncode == 130, err
-    assert took < 3, took
     assert "Exception ignored" not in err
     with open_cache(cfg) as cache:
         plan = make_plan(cfg, cache)
         stored = {s.key: s for cp in plan.chapters for s in cp.segments if s.key in cp.cached}
         total = plan.totals()["segments"]
         assert 3 <= len(stored) < total  # interrupted mid-synthesis, not after it
+        # One segment may have been stored between the count and the signal; the one being
+        # spoken when it came was abandoned, not finished (--jobs 1).
+        assert len(stored) <= before + 1, (before, len(stored))
         backend = LocalBackend(genders=plan.resolver.genders())
         for key, segment in stored.items():
             fresh = backend.synthesize(segment.text, segment.voice).data

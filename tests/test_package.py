@@ -1,6 +1,7 @@
 """The sample book's outputs: M4B chapters and tags, MP3 tags, playlist, ACX.
 
-One sample build per module (about 10 s); every check reads real files. The
+One sample build per module (about 10 s), so every test that reads it is
+marked slow (the quick loop never builds it); every check reads real files. The
 ACX check measures the MP3s itself (ffmpeg to PCM, then plain Python), so it
 does not trust the level meter it is checking.
 """
@@ -174,6 +175,7 @@ def test_m4b_is_store_sized_mono_aac(sample):
     assert book.stat().st_size <= mp3s / 2
 
 
+@pytest.mark.slow
 def test_m4b_carries_book_tags_cover_and_audiobook_kind(sample):
     cfg, _, _ = sample
     tags = MP4(cfg.output.dir / "the-keeper-of-gannet-point.m4b").tags
@@ -185,6 +187,7 @@ def test_m4b_carries_book_tags_cover_and_audiobook_kind(sample):
     assert bytes(tags["covr"][0]) == (cfg.root / "cover.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_chapter_mp3s_carry_title_artist_album_track_and_cover(sample):
     cfg, _, manifest = sample
     for n, entry in enumerate(manifest["chapters"], start=1):
@@ -196,6 +199,7 @@ def test_chapter_mp3s_carry_title_artist_album_track_and_cover(sample):
         assert tags.getall("APIC")[0].data == (cfg.root / "cover.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_playlist_lists_the_chapters_in_order(sample):
     cfg, _, manifest = sample
     lines = (cfg.output.dir / "playlist.m3u").read_text(encoding="utf-8").splitlines()

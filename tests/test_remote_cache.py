@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -24,7 +23,7 @@ from pipeline.remote_cache import Location, RemoteCache, parse_location
 from pipeline.tts.audiocleaner import AudioCleanerBackend
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.journal import MemoryJournal
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, wait_for
 from tests.emulator_helpers import KEY, create, emulator
 from tests.moto_helpers import free_port
 
@@ -174,7 +173,7 @@ def test_a_remote_that_stops_mid_answer_turns_the_tier_off_instead_of_crashing(
     # IncompleteReadError reading a lease's body, and the build died with an
     # internal error instead of going on with its local cache.
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShort)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_port}",
                             "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -202,10 +201,8 @@ def test_an_unreachable_fleet_is_one_line_and_offline_never_touches_it(project, 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    started = time.monotonic()
-    done = run_cli("build", cwd=folder)
+    done = run_cli("build", cwd=folder)  # how soon: benchmarks/bench_bounds.py
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 60
     said = [line for line in done.stderr.splitlines() if "remote cache" in line]
     assert len(said) == 1 and "s3://nowhere/prefix" in said[0], done.stderr
     assert "going on with the local cache only" in said[0]
@@ -221,7 +218,7 @@ from pathlib import Path
 from pipeline.cache import SegmentCache
 from pipeline.remote_cache import open_remote
 store = SegmentCache(Path(sys.argv[1]), remote=open_remote(None))
-assert store.lease(sys.argv[2], {"who": "loser"}, ttl_s=2.0) is None
+assert store.lease(sys.argv[2], {"who": "loser"}, ttl_s=float(sys.argv[4])) is None
 print("held", flush=True)
 while not Path(sys.argv[3]).exists():
     time.sleep(0.02)
@@ -240,16 +237,16 @@ def test_a_lease_taken_over_says_whose_it_was_and_its_holder_counts_it_lost(s3, 
     me = SegmentCache(tmp_path / "me", remote=RemoteCache(
         parse_location(os.environ["AUDIOBOOK_REMOTE_CACHE"], "env")))
     assert me.remote.keys() == set()  # boto3 is slow to set up: before the holder's ttl starts
-    proc = subprocess.Popen([sys.executable, "-c", LOSER, str(tmp_path / "slow"), KEY_A, str(go)],
-                            stdout=subprocess.PIPE, text=True,
+    # The ttl only has to outlast one lease request of ours, however loaded the machine.
+    proc = subprocess.Popen([sys.executable, "-c", LOSER, str(tmp_path / "slow"), KEY_A, str(go),
+                             "5"], stdout=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert proc.stdout.readline().strip() == "held"
         busy = me.lease(KEY_A, {"who": "me"}, ttl_s=60)
         assert busy is not None and busy["who"] == "loser"  # alive: ttl not passed yet
         assert me.took_over(KEY_A) is None
-        time.sleep(2.1)
-        assert me.lease(KEY_A, {"who": "me"}, ttl_s=60) is None
+        wait_for(lambda: me.lease(KEY_A, {"who": "me"}, ttl_s=60) is None, timeout=60)
         previous = me.took_over(KEY_A)
         assert previous is not None and previous["who"] == "loser"
         assert me.took_over(KEY_A) is None  # told once

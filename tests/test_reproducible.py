@@ -1,9 +1,15 @@
-"""Two clean builds from one cache are byte-identical; a third build writes nothing."""
+"""Two clean builds from one cache are byte-identical; a third build writes nothing.
+
+The output folder belongs to the book, not to its path: a copied or moved
+book folder builds into its own build/ with the same bytes, and the samples
+built in two folders with two caches give the same files, manifest included.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +17,7 @@ from test_package import make_sample
 
 from pipeline.build import build
 from pipeline.config import load_config
-from tests.conftest import run_cli
+from tests.conftest import copy_samples, run_cli
 
 OUTPUT = "output: {{dir: {}, formats: [mp3, m4b], bitrate: 192k, sample_rate: 44100, loudness: acx}}"
 
@@ -19,6 +25,17 @@ OUTPUT = "output: {{dir: {}, formats: [mp3, m4b], bitrate: 192k, sample_rate: 44
 def tree(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def differing(first: dict[str, bytes], second: dict[str, bytes]) -> list[str]:
+    """Names missing from either tree or whose bytes differ."""
+    return sorted(name for name in first.keys() | second.keys()
+                  if first.get(name) != second.get(name))
+
+
+def holding(files: dict[str, bytes], text: str) -> list[str]:
+    """Names of the files whose bytes contain text (a path, say)."""
+    return [name for name, data in files.items() if text.encode() in data]
 
 
 def mtimes(directory: Path) -> dict[str, int]:
@@ -65,3 +82,38 @@ def test_a_build_with_nothing_changed_writes_nothing(two_builds):
     assert summary["book_written"] is False
     assert mtimes(root / "first") == before
     assert not [p for p in os.listdir(root / "first") if ".tmp-" in p or p.startswith(".cover")]
+
+
+@pytest.mark.slow
+def test_a_copied_book_folder_is_still_its_book_and_writes_the_same_bytes(built_sample, tmp_path):
+    """cp -r of a built book, build/ and cache inside, to another path and folder name.
+
+    The previous owner token hashed the config's folder: this build was
+    refused with exit 2 ("holds the output of 'X', not of 'X'").
+    """
+    moved = tmp_path / "another checkout" / "gannet-point-copy"
+    shutil.copytree(built_sample, moved, symlinks=True, copy_function=shutil.copy)  # cp -r
+    done = run_cli("build", "--json", cwd=moved, env={"AUDIOBOOK_CACHE_DIR": ""})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["segments_synthesized"] == 0
+    made, original = tree(moved / "build"), tree(built_sample / "build")
+    assert {"manifest.json", "playlist.m3u", "the-keeper-of-gannet-point.m4b"} <= set(made)
+    assert len([n for n in made if n.endswith(".mp3")]) == 3
+    assert differing(made, original) == []
+    assert holding(made, str(moved)) == [] and holding(made, str(built_sample)) == []
+
+
+@pytest.mark.slow
+def test_the_samples_built_in_two_folders_with_two_caches_are_byte_identical(built_sample,
+                                                                            tmp_path):
+    """Two runners, two checkout paths, two empty caches: the same files, manifest.json too."""
+    other = tmp_path / "runner-2" / "work" / "book"
+    other.mkdir(parents=True)
+    copy_samples(other)
+    done = run_cli("build", "--json", cwd=other, env={"AUDIOBOOK_CACHE_DIR": ""})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["segments_cached"] == 0  # its own cache, made from nothing
+    made, first = tree(other / "build"), tree(built_sample / "build")
+    assert "manifest.json" in made and any(n.endswith(".m4b") for n in made)
+    assert differing(made, first) == []
+    assert holding(made, str(other)) == [] and holding(first, str(built_sample)) == []

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 import wave
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -373,10 +373,16 @@ class AudioMaker:
 
 
 class Emulator:
-    """The HTTP face of EmulatorState, with fault injection."""
+    """The HTTP face of EmulatorState, with fault injection.
 
-    def __init__(self, config: EmulatorConfig):
+    clock: monotonic seconds. Tests pass a clock they move by hand, so that
+    "still waiting" and "the rate bucket is empty" hold however slowly a
+    loaded machine runs them.
+    """
+
+    def __init__(self, config: EmulatorConfig, clock: Callable[[], float] = time.monotonic):
         self.config = config
+        self.clock = clock
         self.rng = random.Random(config.seed)
         self.state = EmulatorState(config, self.rng)
         self.audio = AudioMaker(config.audio_kind)
@@ -418,7 +424,7 @@ class Emulator:
         if fault == "http500":
             return web.Response(status=500, text="Internal Server Error")
         key = request.headers.get("api-key")
-        refused = self.state.admit(key, time.monotonic())
+        refused = self.state.admit(key, self.clock())
         if refused:
             return _reply(refused)
         try:
@@ -433,7 +439,7 @@ class Emulator:
         return await self._answer(request, self._create)
 
     async def _create(self, request: web.Request, key: str, body: dict) -> web.StreamResponse:
-        code, data = self.state.create(key, body, time.monotonic())
+        code, data = self.state.create(key, body, self.clock())
         if code == OK and data is not None:
             task = self.state.tasks[data["job_id"]]
             if not task.fails:
@@ -452,7 +458,7 @@ class Emulator:
         code, task = self.state.lookup(key, body)
         if task is None:
             return _reply(code)
-        status = task.status(time.monotonic())
+        status = task.status(self.clock())
         output = f"{request.scheme}://{request.host}{OUTPUT_PATH}{task.id}" \
             if status == "success" else ""
         return _reply(OK, {"status": status, "output": output})
@@ -463,9 +469,9 @@ class Emulator:
         if "api-key" in request.headers:
             counters["downloads_with_api_key"] += 1
         job_id = request.match_info["job_id"]
-        self.state.settle(time.monotonic())
+        self.state.settle(self.clock())
         task = self.state.tasks.get(job_id)
-        if task is None or task.status(time.monotonic()) != "success":
+        if task is None or task.status(self.clock()) != "success":
             return web.Response(status=404, text="Not Found")
         fault = self._roll(self.config.fault_rate) and self.rng.choice(("http500", "drop",
                                                                           "truncate"))
@@ -485,9 +491,9 @@ class Emulator:
         sentences, so no marks. Unknown, expired, waiting or failed: 404.
         """
         job_id = request.match_info["job_id"]
-        self.state.settle(time.monotonic())
+        self.state.settle(self.clock())
         task = self.state.tasks.get(job_id)
-        if task is None or task.status(time.monotonic()) != "success":
+        if task is None or task.status(self.clock()) != "success":
             return web.json_response({"error": "no finished task with that id"}, status=404)
         made = await self.outputs[job_id][1]
         starts = [ms for _, ms in made.marks]
@@ -504,7 +510,7 @@ class Emulator:
         })
 
     async def stats(self, _request: web.Request) -> web.StreamResponse:
-        return web.json_response(self.state.stats(time.monotonic()))
+        return web.json_response(self.state.stats(self.clock()))
 
 
 def _reply(code: int, data: dict | None = None) -> web.Response:
@@ -586,9 +592,10 @@ class EmulatorThread:
         os.environ["AUDIOCLEANER_BASE_URL"] = emu.url
     """
 
-    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1"):
+    def __init__(self, config: EmulatorConfig | None = None, host: str = "127.0.0.1",
+                 clock: Callable[[], float] = time.monotonic):
         self.config = config or EmulatorConfig()
-        self.emulator = Emulator(self.config)
+        self.emulator = Emulator(self.config, clock)
         self.host = host
         self.url = ""
         self._loop = asyncio.new_event_loop()
@@ -626,7 +633,7 @@ class EmulatorThread:
         """GET /_emulator/stats's answer, read on the server's own loop (no HTTP)."""
 
         async def read() -> dict:
-            return self.emulator.state.stats(time.monotonic())
+            return self.emulator.state.stats(self.emulator.clock())
 
         return asyncio.run_coroutine_threadsafe(read(), self._loop).result(10)
 
