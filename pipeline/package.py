@@ -220,9 +220,10 @@ def _book_named(title: Any, author: Any, language: Any) -> str:
 
 
 def refuse_foreign(cfg: Config) -> None:
-    """Refuse another book's output folder before anything is made or paid for."""
-    if (cfg.output.dir / "manifest.json").exists():
-        owned_manifest(cfg, cfg.output.dir)
+    """Refuse a linked or another book's output folder before anything is made or paid for."""
+    out_dir = output_folder(cfg)
+    if (out_dir / "manifest.json").exists():
+        owned_manifest(cfg, out_dir)
 
 
 def owned_manifest(cfg: Config, out_dir: Path) -> dict:
