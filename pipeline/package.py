@@ -17,6 +17,7 @@ token and each file's sha256, and only files matching both are ever removed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -53,9 +54,9 @@ log = logging.getLogger("pipeline")
 
 OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-timed; 5: unmarked sentence ends too)
 BOOK_FORMAT = 3  # bump when the m4b encoding changes (3: the QuickTime chapter track)
-READALONG_FORMAT = 1  # bump when the read-along EPUB changes
+READALONG_FORMAT = 2  # bump when the read-along EPUB changes (2: AAC in .m4a, not the MP3s)
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
-HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
+HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b and the read-along EPUB are made of
 GENERATOR = "audiobook-pipeline"
 COVER_MAX_BYTES = 10 << 20  # larger covers are scaled down and re-encoded as JPEG
 COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
@@ -94,7 +95,7 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
     trusted = bool(previous)
     entries: dict[int, dict] = {e["index"]: e for e in previous.get("chapters", [])
                                 if isinstance(e, dict) and isinstance(e.get("index"), int)}
-    if "m4b" in cfg.output.formats:
+    if _makes_aac(cfg):
         files.safe_folder(out_dir, HIDDEN_DIR)
     for folder in (out_dir, out_dir / HIDDEN_DIR):
         files.remove_leftovers(folder)
@@ -293,8 +294,13 @@ def chapter_file(plan: Plan, cp: ChapterPlan) -> str:
 
 
 def aac_file(plan: Plan, cp: ChapterPlan) -> str:
-    """.chapters/NN-slug.aac (the chapter's part of the m4b), or "" without m4b."""
-    return f"{HIDDEN_DIR}/{_chapter_stem(plan, cp)}.aac" if "m4b" in plan.cfg.output.formats else ""
+    """.chapters/NN-slug.aac (the chapter's part of the m4b and the EPUB), or "" without either."""
+    return f"{HIDDEN_DIR}/{_chapter_stem(plan, cp)}.aac" if _makes_aac(plan.cfg) else ""
+
+
+def _makes_aac(cfg: Config) -> bool:
+    """The chapters' AAC streams are made for the m4b and for the read-along EPUB's .m4a."""
+    return "m4b" in cfg.output.formats or "epub" in cfg.output.formats
 
 
 def _chapter_stem(plan: Plan, cp: ChapterPlan) -> str:
@@ -304,7 +310,6 @@ def _chapter_stem(plan: Plan, cp: ChapterPlan) -> str:
 
 def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> str:
     cfg = plan.cfg
-    m4b = "m4b" in cfg.output.formats
     spec = {
         "format": OUTPUT_FORMAT,
         "segments": [[s.key, s.pause_after] for s in cp.segments],
@@ -312,7 +317,7 @@ def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> s
         "output": [cfg.output.bitrate, cfg.output.sample_rate, str(cfg.output.loudness)],
         "mp3": "mp3" in cfg.output.formats,
         "vtt": "vtt" in cfg.output.formats,
-        "aac": cfg.output.m4b_bitrate if m4b else None,
+        "aac": cfg.output.m4b_bitrate if _makes_aac(cfg) else None,
         "tags": chapter_tags(plan, cp),
         "cover": cover_digest if "mp3" in cfg.output.formats else "",
         "ffmpeg": audio.ffmpeg_version(),
@@ -749,19 +754,17 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 
 
-def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str, sigs: Signatures,
-                     part: str = "aac") -> list[dict] | None:
-    """Every chapter's entry if all have current audio on disk, else None.
+def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str,
+                     sigs: Signatures) -> list[dict] | None:
+    """Every chapter's entry if all have current AAC streams on disk, else None.
 
-    part: which audio the caller joins, "aac" (the m4b) or "audio" (the chapter
-    MP3, else its AAC: the read-along EPUB).
+    The m4b joins these streams; the read-along EPUB carries each as an .m4a.
     """
     out_dir = plan.cfg.output.dir
     current = []
     for cp in plan.chapters:
         e = entries.get(cp.index)
-        record = (e.get("aac") if part == "aac" or not str(e.get("file", "")).endswith(".mp3")
-                  else e) if e else None
+        record = e.get("aac") if e else None
         if (not e or e.get("output_key") != chapter_output_key(plan, cp, cover_digest)
                 or not isinstance(record, dict) or not _intact(out_dir, record, sigs)):
             return None
@@ -788,40 +791,46 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
 
 def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
                      force: bool, errors: list, sigs: Signatures) -> dict | None:
-    """The read-along EPUB's manifest entry, writing the file when it is out of date."""
+    """The read-along EPUB's manifest entry, writing the file when it is out of date.
+
+    Its audio is each chapter's AAC stream (the m4b's parts) remuxed into an
+    .m4a: AAC in MP4 is an EPUB 3 core media type, and at the m4b's bitrate
+    the EPUB is about the m4b's size, where the 192k MP3s made it three times that.
+    """
     cfg = plan.cfg
     if "epub" not in cfg.output.formats:
         return None
     old = old if isinstance(old, dict) else None
-    current = _current_entries(plan, entries, cover.digest, sigs, part="audio")
+    current = _current_entries(plan, entries, cover.digest, sigs)
     if current is None or errors:
         log.info("no read-along epub written: not every chapter has current audio%s",
                  " (the old one is kept)" if old else "")
         return old
     from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes
 
+    out_dir = cfg.output.dir
     name = f"{slugify(cfg.title, 'audiobook')}.epub"
     picture = cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None
     info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg), picture,
                     cfg.narrator_name)
     key = _digest({"format": READALONG_FORMAT, "cover": cover.digest,
                    "info": [info.title, info.author, info.language, info.narrator],
-                   "chapters": [[e["output_key"], e["title"]] for e in current]})
+                   "chapters": [[e["output_key"], e["title"], e["aac"]["sha256"]]
+                                for e in current],
+                   "ffmpeg": audio.ffmpeg_version()})
     if (not force and old and old.get("output_key") == key and old.get("file") == name
-            and _intact(cfg.output.dir, old, sigs)):
+            and _intact(out_dir, old, sigs)):
         return old
-    chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / _audio_of(e),
-                            e["duration_ms"],
-                            tuple(Sentence.from_json(x) for x in e.get("sentences", [])))
-                for e in current]
-    files.write_atomic(cfg.output.dir / name, epub_bytes(info, chapters))
-    return {**_file_record(cfg.output.dir, name), "output_key": key}
-
-
-def _audio_of(entry: dict) -> str:
-    """The chapter's MP3 when the book has them, else its AAC stream (.chapters/)."""
-    name = entry.get("file", "")
-    return name if name.endswith(".mp3") else entry.get("aac", {}).get("file", name)
+    with contextlib.ExitStack() as stack:
+        chapters = []
+        for e in current:
+            m4a = stack.enter_context(files.temporary(out_dir / HIDDEN_DIR, "m4a", ".m4a"))
+            audio.encode_m4a(out_dir / e["aac"]["file"], m4a, cfg.output.sample_rate)
+            chapters.append(ChapterText(
+                e["index"], e["title"], m4a, e["duration_ms"],
+                tuple(Sentence.from_json(x) for x in e.get("sentences", []))))
+        files.write_atomic(out_dir / name, epub_bytes(info, chapters))
+    return {**_file_record(out_dir, name), "output_key": key}
 
 
 def _book_identifier(cfg: Config) -> str:
