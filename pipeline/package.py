@@ -58,8 +58,6 @@ READALONG_FORMAT = 2  # bump when the read-along EPUB changes (2: AAC in .m4a, n
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
 HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b and the read-along EPUB are made of
 GENERATOR = "audiobook-pipeline"
-COVER_MAX_BYTES = 10 << 20  # larger covers are scaled down and re-encoded as JPEG
-COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
 
 
 # ------------------------------------------------------------------ writing
@@ -497,23 +495,30 @@ def _combined(errors: list[AudiobookError]) -> AudiobookError:
 # ------------------------------------------------------------------ the cover
 
 
-class CoverFile:
-    """The book's cover as a file ffmpeg can read, written only if an encode needs it."""
+@dataclass(frozen=True)
+class Cover:
+    """The book's cover: the image as given (for a store), and the JPEG every output embeds."""
 
-    def __init__(self, directory: Path, cover: tuple[bytes, str] | None):
+    original: bytes
+    jpeg: bytes
+
+
+class CoverFile:
+    """The book's embedded cover as a file ffmpeg can read, written only if an encode needs it."""
+
+    def __init__(self, directory: Path, cover: Cover | None):
         self.directory = directory
         self.cover = cover
-        self.digest = hashlib.sha256(cover[0]).hexdigest() if cover else ""
+        self.digest = hashlib.sha256(cover.jpeg).hexdigest() if cover else ""
         self._path: Path | None = None
 
     def path(self) -> Path | None:
         if self.cover is None:
             return None
         if self._path is None:
-            data, kind = self.cover
-            self._path = files.temp_path(self.directory, "cover", f".{kind}")
+            self._path = files.temp_path(self.directory, "cover", ".jpg")
             try:
-                self._path.write_bytes(data)
+                self._path.write_bytes(self.cover.jpeg)
             except OSError as exc:
                 raise files.os_error(exc, self._path) from exc
         return self._path
@@ -523,12 +528,10 @@ class CoverFile:
             self._path.unlink(missing_ok=True)
 
 
-def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | None:
-    """(image bytes, 'jpg' or 'png'): `cover:` in the config, else the first EPUB's cover.
+def book_cover(cfg: Config, memo: Path | None = None) -> Cover | None:
+    """`cover:` in the config, else the first EPUB's cover, with its embedded JPEG.
 
-    SVG covers are rasterized; covers over COVER_MAX_BYTES or COVER_MAX_SIDE
-    pixels are scaled down, so a huge image is not copied into every file.
-    With memo (a folder), a cover that needed that work is kept there.
+    With memo (a folder), a cover that had to be fitted is kept there.
     """
     if cfg.cover is not None:
         where = cfg.line_of("cover")
@@ -541,7 +544,7 @@ def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | Non
     if not data:
         return None
     try:
-        return fit_cover(data) if memo is None else remembered_cover(data, memo)
+        return Cover(data, fit_cover(data) if memo is None else remembered_cover(data, memo))
     except (AudioToolError, ValueError) as exc:
         if cfg.cover is not None:
             raise InputError(Problem(cfg.display, where, "cover",
@@ -551,65 +554,124 @@ def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | Non
         return None
 
 
-def fit_cover(data: bytes) -> tuple[bytes, str]:
-    """Cover bytes as JPEG or PNG within the size caps (deterministic)."""
-    if image_kind(data) == "svg":
+COVER_MAX_BYTES = 500_000  # every embedded cover is a JPEG of at most this many bytes
+COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
+# A cover over COVER_MAX_BYTES is made smaller: its longest side first, at
+# good quality; then the quality, at the last of these sides; then, for an
+# image that is noise to JPEG, smaller at the lowest quality. The first step
+# that fits is taken.
+COVER_SIDES = (3000, 2400, 1800, 1400)
+COVER_QUALITIES = (3, 5, 8, 12, 20, 31)  # ffmpeg's mjpeg -q:v: 2 is best, 31 worst
+COVER_LAST_SIDES = (1000, 700, 500, 300)
+COVER_FORMAT = 2  # bump when fit_cover makes other bytes of the same image (2: JPEG <= 500 kB)
+
+
+def fit_cover(data: bytes) -> bytes:
+    """Any cover as the JPEG the outputs embed: at most COVER_MAX_BYTES, the same bytes everywhere.
+
+    A JPEG that already fits (and is at most COVER_MAX_SIDE pixels a side)
+    keeps its bytes. Anything else (PNG, WebP, GIF, a rasterized SVG, a big
+    JPEG) is decoded and encoded again, down cover_steps until it fits, by
+    the pinned ffmpeg in C code only (audio.cover_jpeg). Transparent parts
+    are laid on white.
+    """
+    if _usable_as_is(data):
+        return data
+    image = raster_cover(data)
+    size = image_size(image)
+    if size is None:
+        raise ValueError("its size cannot be read")
+    flatten = _has_alpha(image)
+    for (width, height), quality in cover_steps(size):
+        jpeg = audio.cover_jpeg(image, width, height, quality, flatten)
+        if len(jpeg) <= COVER_MAX_BYTES:
+            return jpeg
+    # Not met: 300 pixels at the lowest quality is about 20 kB even of pure noise.
+    raise ValueError(f"no JPEG of it fits in {COVER_MAX_BYTES} bytes")
+
+
+def cover_steps(size: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
+    """((width, height), quality) to try in turn for an image of size; never scaled up."""
+    ladder = [(side, COVER_QUALITIES[0]) for side in COVER_SIDES]
+    ladder += [(COVER_SIDES[-1], q) for q in COVER_QUALITIES[1:]]
+    ladder += [(side, COVER_QUALITIES[-1]) for side in COVER_LAST_SIDES]
+    steps: list[tuple[tuple[int, int], int]] = []
+    for side, quality in ladder:
+        step = (_scaled(size, side), quality)
+        if step not in steps:  # a small image: the sides above its own are one step
+            steps.append(step)
+    return steps
+
+
+def _scaled(size: tuple[int, int], side: int) -> tuple[int, int]:
+    width, height = size
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    return max(1, round(width * side / longest)), max(1, round(height * side / longest))
+
+
+def raster_cover(data: bytes) -> bytes:
+    """A cover as JPEG or PNG bytes: those as they are, an SVG rasterized, others as PNG."""
+    kind = image_kind(data)
+    if kind in ("jpg", "png"):
+        return data
+    if kind == "svg":
         import resvg_py
 
-        data = bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
-    usable = _usable_as_is(data)
-    if usable:
-        return data, usable
-    if image_kind(data) not in ("jpg", "png") and len(data) <= COVER_MAX_BYTES:
-        return audio.to_png(data), "png"  # MP3 and MP4 players show only JPEG and PNG reliably
-    return audio.to_jpeg(data, COVER_MAX_SIDE), "jpg"
+        return bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
+    return audio.to_png(data)
 
 
-def _usable_as_is(data: bytes) -> str | None:
-    """'jpg' or 'png' for a cover that goes into the files unchanged, else None."""
-    kind = image_kind(data)
-    if kind not in ("jpg", "png"):  # MP3 and MP4 players show only these
-        return None
+def _usable_as_is(data: bytes) -> bool:
+    """A JPEG within the caps goes into the files unchanged."""
+    if image_kind(data) != "jpg" or len(data) > COVER_MAX_BYTES:
+        return False
     size = image_size(data)
-    return kind if size and len(data) <= COVER_MAX_BYTES and max(size) <= COVER_MAX_SIDE else None
+    return size is not None and max(size) <= COVER_MAX_SIDE
 
 
-COVER_FORMAT = 1  # bump when fit_cover makes other bytes of the same image
+def _has_alpha(image: bytes) -> bool:
+    """A PNG with an alpha channel (grey or RGB + alpha) or a transparent colour (tRNS)."""
+    if image[:8] != b"\x89PNG\r\n\x1a\n" or len(image) < 26:
+        return False
+    return image[25] in (4, 6) or b"tRNS" in image[:max(image.find(b"IDAT"), 0)]
 
 
-def remembered_cover(data: bytes, folder: Path) -> tuple[bytes, str]:
-    """fit_cover(data), kept in folder by the source's digest.
+def remembered_cover(data: bytes, folder: Path) -> bytes:
+    """fit_cover(data), kept in folder by the source's digest, the rule's version and ffmpeg's.
 
-    Rasterizing an SVG cover (every Standard Ebooks EPUB has one) or scaling
-    a big one takes about half a second, in every build, no-op builds
-    included. The kept file's name carries its own digest, so a damaged one
-    is made again, never embedded.
+    Rasterizing an SVG cover (every Standard Ebooks EPUB has one) or fitting
+    a big one takes from half a second to several seconds, in every build,
+    no-op builds included. The kept file's name carries its own digest, so a
+    damaged one is made again, never embedded; a cover fitted by an older
+    rule has another name and is never used.
     """
-    usable = _usable_as_is(data)
-    if usable:
-        return data, usable  # nothing to remember
-    source = hashlib.sha256(b"%d\0" % COVER_FORMAT + data).hexdigest()[:32]
-    for path in sorted(folder.glob(f"{source}-*")) if folder.is_dir() else []:
-        digest, _, ext = path.name[len(source) + 1:].partition(".")
+    if _usable_as_is(data):
+        return data  # nothing to remember
+    rule = b"%d\0%s\0" % (COVER_FORMAT, audio.ffmpeg_version().encode())
+    source = hashlib.sha256(rule + data).hexdigest()[:32]
+    for path in sorted(folder.glob(f"{source}-*.jpg")) if folder.is_dir() else []:
+        digest = path.name[len(source) + 1:-len(".jpg")]
         try:
             # The cache folder may come with an untrusted project: a link, a
             # device or a huge file there is never read.
             st = path.lstat()
-            if not stat.S_ISREG(st.st_mode) or st.st_size > 4 * COVER_MAX_BYTES:
+            if not stat.S_ISREG(st.st_mode) or st.st_size > COVER_MAX_BYTES:
                 continue
             kept = path.read_bytes()
         except OSError:
             continue
-        if ext in ("jpg", "png") and hashlib.sha256(kept).hexdigest()[:32] == digest:
-            return kept, ext
-    fitted, ext = fit_cover(data)
-    name = f"{source}-{hashlib.sha256(fitted).hexdigest()[:32]}.{ext}"
+        if hashlib.sha256(kept).hexdigest()[:32] == digest:
+            return kept
+    fitted = fit_cover(data)
+    name = f"{source}-{hashlib.sha256(fitted).hexdigest()[:32]}.jpg"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files.write_atomic(folder / name, fitted)
     except (OSError, AudiobookError) as exc:  # a read-only cache still builds, only slower
         log.debug("cover not kept in %s: %s", folder, exc)
-    return fitted, ext
+    return fitted
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
@@ -810,7 +872,7 @@ def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cov
 
     out_dir = cfg.output.dir
     name = f"{slugify(cfg.title, 'audiobook')}.epub"
-    picture = cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None
+    picture = (cover.cover.jpeg, "jpg") if cover.cover else None
     info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg), picture,
                     cfg.narrator_name)
     key = _digest({"format": READALONG_FORMAT, "cover": cover.digest,
