@@ -471,6 +471,9 @@ class Output:
     loudness: Loudness = option("acx", parse_loudness,
                                 "acx, none, or a target such as -18 (LUFS) or '-20 dB' (RMS)",
                                 null="none")
+    cover_file: bool = option(False, check_bool,
+                              "also write the cover full size, as given (an SVG, WebP or GIF as "
+                              "PNG), to <book-slug>-cover.jpg or .png, for a store")
 
 
 @dataclass(frozen=True)
@@ -683,7 +686,7 @@ SCHEMA: dict[str, Option] = {
     "normalize": Option(True, check_bool, "say numbers, money, dates and abbreviations in words"),
     "credits": Option({}, section(Credits), "opening, closing: read credits (default false)"),
     "output": Option({}, section(Output, (_acx_needs,)),
-                     "dir, formats, bitrate, m4b_bitrate, sample_rate, loudness"),
+                     "dir, formats, bitrate, m4b_bitrate, sample_rate, loudness, cover_file"),
     "cache": Option({}, section(Cache), "dir: where segment audio is kept; remote: s3://..."),
     "chapters": Option(None, _check_chapters, "the chapters, in order: each a source and overrides",
                        required=True),

@@ -109,14 +109,17 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
                            sigs)
         readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
                                      errors, sigs)
+        store_cover = _cover_file_entry(cfg, cover.cover, previous.get("cover_file"), force, sigs)
     finally:
         cover.remove()
     if trusted:
-        _remove_stale(out_dir, previous, entries, [book, readalong])
+        _remove_stale(out_dir, previous, entries, [book, readalong, store_cover])
     manifest_path = out_dir / "manifest.json"
     manifest = _manifest(plan, entries, book)
     if readalong:
         manifest["readalong"] = readalong
+    if store_cover:
+        manifest["cover_file"] = store_cover
     # Unchanged (a no-op build): not encoded again. With every sentence's
     # timing in it, the indented encode was most of a no-op build's time.
     if manifest != previous or not manifest_path.is_file():
@@ -124,7 +127,7 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
                                            + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
-    for whole in (book, readalong):
+    for whole in (book, readalong, store_cover):
         if whole:
             result.outputs.append(str(out_dir / whole["file"]))
     result.outputs.append(str(manifest_path))
@@ -638,6 +641,32 @@ def _has_alpha(image: bytes) -> bool:
     return image[25] in (4, 6) or b"tRNS" in image[:max(image.find(b"IDAT"), 0)]
 
 
+def _cover_file_entry(cfg: Config, cover: Cover | None, old: dict | None, force: bool,
+                      sigs: Signatures) -> dict | None:
+    """output.cover_file: the cover full size for a store, beside the outputs, and its record.
+
+    A store takes the artwork as its own upload (ACX and Apple want at least
+    2400 or 1400 pixels a side), not the 500 kB JPEG inside the files: a JPEG
+    or PNG is written as given, any other image as PNG.
+    """
+    if not cfg.output.cover_file:
+        return None
+    if cover is None:
+        log.warning("warning: output.cover_file is set, but the book has no cover (set cover: "
+                    "in %s); no cover file written", cfg.display)
+        return None
+    old = old if isinstance(old, dict) else None
+    kind = image_kind(cover.original)
+    name = f"{slugify(cfg.title, 'audiobook')}-cover.{kind if kind in ('jpg', 'png') else 'png'}"
+    key = _digest({"format": COVER_FORMAT, "source": hashlib.sha256(cover.original).hexdigest()})
+    out_dir = cfg.output.dir
+    if (not force and old and old.get("output_key") == key and old.get("file") == name
+            and _intact(out_dir, old, sigs)):
+        return old
+    files.write_atomic(out_dir / name, raster_cover(cover.original))
+    return {**_file_record(out_dir, name), "output_key": key}
+
+
 def remembered_cover(data: bytes, folder: Path) -> bytes:
     """fit_cover(data), kept in folder by the source's digest, the rule's version and ffmpeg's.
 
@@ -838,13 +867,14 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
                   wholes: list[dict | None]) -> None:
     """Delete files this book wrote earlier and no longer has (only those, unchanged).
 
-    wholes: the book-wide outputs of this build (the m4b, the read-along EPUB).
+    wholes: the book-wide outputs of this build (the m4b, the read-along EPUB, the cover file).
     """
     keep = {f["file"] for e in entries.values() for f in _entry_files(e)}
     keep |= {w["file"] for w in wholes if w}
     old = [f for e in previous.get("chapters", []) if isinstance(e, dict)
            for f in _entry_files(e)]
-    old += [previous[k] for k in ("book", "readalong") if isinstance(previous.get(k), dict)]
+    old += [previous[k] for k in ("book", "readalong", "cover_file")
+            if isinstance(previous.get(k), dict)]
     for record in old:
         name = record.get("file")
         if isinstance(name, str) and name not in keep:

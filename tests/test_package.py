@@ -520,3 +520,43 @@ def test_a_cover_the_old_rule_fitted_is_never_embedded(tmp_path):
     fitted = package.remembered_cover(svg, folder)
     assert fitted != old and image_kind(fitted) == "jpg"
     assert fitted == package.fit_cover(svg)
+
+
+@pytest.mark.slow
+def test_cover_file_writes_the_cover_full_size_for_a_store_and_records_it(tmp_path, monkeypatch):
+    png = noisy_cover_png(tmp_path / "noisy.png").read_bytes()
+    config = covered_book(tmp_path / "book", png, extra=", cover_file: true")
+    cfg = load_config(config)
+    build(cfg, jobs=2)
+    store = cfg.output.dir / "covered-cover.png"
+    assert store.read_bytes() == png  # as given: full size, not the embedded JPEG
+    record = json.loads((cfg.output.dir / "manifest.json").read_text())["cover_file"]
+    assert record["file"] == "covered-cover.png" and record["bytes"] == len(png)
+    assert record["sha256"] == hashlib.sha256(png).hexdigest()
+    assert all(len(c) <= 500_000 for c in embedded_covers(cfg.output.dir))
+    written = store.stat().st_mtime_ns
+    assert build(load_config(config), jobs=2).output.chapters_written == 0
+    assert store.stat().st_mtime_ns == written  # nothing changed: not written again
+    # A JPEG cover is written as given too (over 500 kB: not the embedded one); the PNG
+    # this book wrote is removed.
+    jpeg = audio.cover_jpeg(png, 3000, 3000, 2)
+    assert len(jpeg) > 500_000
+    (tmp_path / "book" / "cover.jpg").write_bytes(jpeg)
+    config.write_text(config.read_text().replace("cover: cover.png", "cover: cover.jpg"))
+    build(load_config(config), jobs=2)
+    assert not store.exists()
+    assert (cfg.output.dir / "covered-cover.jpg").read_bytes() == jpeg
+    # An SVG cover: a store takes PNG.
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="300" height="450">'
+           b'<rect width="300" height="450" fill="navy"/></svg>')
+    (tmp_path / "book" / "cover.svg").write_bytes(svg)
+    config.write_text(config.read_text().replace("cover: cover.jpg", "cover: cover.svg"))
+    build(load_config(config), jobs=2)
+    assert not (cfg.output.dir / "covered-cover.jpg").exists()
+    made = store.read_bytes()
+    assert image_kind(made) == "png" and package.image_size(made) == (300, 450)
+    # Asked no more: removed.
+    config.write_text(config.read_text().replace(", cover_file: true", ""))
+    build(load_config(config), jobs=2)
+    assert not store.exists()
+    assert "cover_file" not in json.loads((cfg.output.dir / "manifest.json").read_text())
