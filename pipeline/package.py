@@ -56,8 +56,10 @@ OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-t
 BOOK_FORMAT = 3  # bump when the m4b encoding changes (3: the QuickTime chapter track)
 READALONG_FORMAT = 2  # bump when the read-along EPUB changes (2: AAC in .m4a, not the MP3s)
 MANIFEST_FORMAT = 2  # 2: owner token and per-file sha256
-HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b and the read-along EPUB are made of
+HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
 GENERATOR = "audiobook-pipeline"
+COVER_MAX_BYTES = 500_000  # every embedded cover is a JPEG of at most this many bytes
+COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
 
 
 # ------------------------------------------------------------------ writing
@@ -557,8 +559,6 @@ def book_cover(cfg: Config, memo: Path | None = None) -> Cover | None:
         return None
 
 
-COVER_MAX_BYTES = 500_000  # every embedded cover is a JPEG of at most this many bytes
-COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
 # A cover over COVER_MAX_BYTES is made smaller: its longest side first, at
 # good quality; then the quality, at the last of these sides; then, for an
 # image that is noise to JPEG, smaller at the lowest quality. The first step
