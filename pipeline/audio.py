@@ -571,6 +571,17 @@ def encode_book(parts: Sequence[Path], out: Path, rate: int, metadata: str,
                 raise AudioToolError("ffmpeg failed writing the m4b: " + " / ".join(tail))
 
 
+def encode_m4a(aac: Path, out: Path, rate: int) -> None:
+    """One chapter's ADTS AAC stream as an .m4a (MP4), copied, not encoded again.
+
+    The same remux as the m4b (encode_book), with no tags: its edit list skips
+    the priming frame, so the .m4a decodes sample for sample like the
+    chapter's MP3, and the sentence times measured on the PCM hold for it.
+    Without the edit list every sentence would play 1024 samples (23 ms) late.
+    """
+    encode_book([aac], out, rate, ";FFMETADATA1\n")
+
+
 def _close_quietly(stream) -> None:
     try:
         stream.close()
@@ -578,25 +589,42 @@ def _close_quietly(stream) -> None:
         pass
 
 
+# Image work gives the same bytes on every machine: C code only (ffmpeg picks
+# SIMD code at run time, and its fdct and scaler round differently from the C
+# code: a cover fitted on an AVX2 machine differed from one fitted without),
+# one thread, bitexact (no version strings).
+_EXACT_IMAGE = ["-cpuflags", "0", "-threads", "1", "-filter_threads", "1"]
+_EXACT_SCALER = "bicubic+accurate_rnd+full_chroma_int+bitexact"
+
+
 def to_png(data: bytes) -> bytes:
     """Any image ffmpeg reads, as PNG bytes (deterministic)."""
-    return run_ffmpeg(["-i", "pipe:0", "-frames:v", "1", "-c:v", "png", "-f", "image2pipe",
-                       "-fflags", "+bitexact", "-flags", "+bitexact", "pipe:1"], stdin=data)
+    return run_ffmpeg([*_EXACT_IMAGE, "-i", "pipe:0", "-frames:v", "1", "-c:v", "png",
+                       "-f", "image2pipe", "-fflags", "+bitexact", "-flags", "+bitexact",
+                       "pipe:1"], stdin=data)
 
 
-def to_jpeg(data: bytes, max_side: int, max_bytes: int = 10 << 20) -> bytes:
-    """Any image ffmpeg reads as a JPEG at most max_side pixels a side (deterministic).
+def cover_jpeg(image: bytes, width: int, height: int, quality: int,
+               flatten: bool = False) -> bytes:
+    """A PNG or JPEG image as a baseline JPEG of width x height at ffmpeg's -q:v quality.
 
-    A noisy image can stay large at good quality: the quality steps down
-    until it fits max_bytes.
+    quality: 2 (best) to 31. flatten: lay transparent parts on white first (a
+    JPEG has no alpha; they would come out black).
     """
-    fit = (f"scale='min({max_side},iw)':'min({max_side},ih)'"
-           ":force_original_aspect_ratio=decrease:flags=bicubic")
-    out = b""
-    for quality in (3, 8, 20, 31):
-        out = run_ffmpeg(["-i", "pipe:0", "-frames:v", "1", "-vf", fit, "-pix_fmt", "yuvj420p",
-                          "-c:v", "mjpeg", "-q:v", str(quality), "-f", "image2pipe",
-                          "-fflags", "+bitexact", "-flags", "+bitexact", "pipe:1"], stdin=data)
-        if len(out) <= max_bytes:
-            break
-    return out
+    return run_ffmpeg(jpeg_args(width, height, quality, flatten), stdin=image)
+
+
+def jpeg_args(width: int, height: int, quality: int, flatten: bool = False) -> list[str]:
+    """The ffmpeg arguments of cover_jpeg: image on pipe:0, the JPEG on pipe:1."""
+    fit = f"scale={width}:{height}:flags={_EXACT_SCALER}"
+    if flatten:
+        graph = (f"color=c=white:s={width}x{height}:r=1[paper];[0:v]{fit},format=rgba[ink];"
+                 f"[paper][ink]overlay=shortest=1:format=rgb,"
+                 f"scale=flags={_EXACT_SCALER},format=yuvj420p[out]")
+    else:
+        graph = f"[0:v]{fit},format=yuvj420p[out]"
+    # -dct int: the C integer fdct; "auto" picks a SIMD one where the CPU has it.
+    return [*_EXACT_IMAGE, "-i", "pipe:0", "-filter_complex", graph, "-map", "[out]",
+            "-frames:v", "1", "-c:v", "mjpeg", "-dct", "int", "-q:v", str(quality),
+            "-threads", "1", "-f", "image2pipe", "-fflags", "+bitexact", "-flags", "+bitexact",
+            "pipe:1"]

@@ -462,14 +462,18 @@ class Output:
     dir: Path = option("build", _check_output_dir, "where outputs go")
     formats: tuple[str, ...] = option(
         DEFAULT_FORMATS, _check_formats,
-        "any of mp3, m4b, vtt, epub (default mp3 and m4b); m4b alone keeps only the chapters' AAC in "
-        "<dir>/.chapters")
+        "any of mp3, m4b, vtt, epub (default mp3 and m4b); without mp3 the chapters' audio is "
+        "only their AAC in <dir>/.chapters")
     bitrate: str = option("192k", check_bitrate, "the chapter MP3s' bitrate, e.g. 192k")
-    m4b_bitrate: str = option("64k", check_bitrate, "the M4B's AAC bitrate, e.g. 64k")
+    m4b_bitrate: str = option("64k", check_bitrate,
+                              "the AAC bitrate of the M4B and the read-along EPUB, e.g. 64k")
     sample_rate: int = option(44100, _check_sample_rate, "output sample rate in Hz")
     loudness: Loudness = option("acx", parse_loudness,
                                 "acx, none, or a target such as -18 (LUFS) or '-20 dB' (RMS)",
                                 null="none")
+    cover_file: bool = option(False, check_bool,
+                              "also write the cover full size, as given (an SVG, WebP or GIF as "
+                              "PNG), to <book-slug>-cover.jpg or .png, for a store")
 
 
 @dataclass(frozen=True)
@@ -502,13 +506,6 @@ def _acx_needs(values: dict[str, Any], at: At) -> None:
                                 "or set loudness: none")
     if values["sample_rate"] != 44100:
         at.child("sample_rate").add("ACX needs 44100 Hz; set 44100 or loudness: none")
-
-
-def _epub_needs_mp3(values: dict[str, Any], at: At) -> None:
-    """The read-along EPUB carries the chapter MP3s (an EPUB 3 core audio type)."""
-    if "epub" in values["formats"] and "mp3" not in values["formats"]:
-        at.child("formats").add("epub needs mp3 too: the read-along EPUB carries the chapter "
-                                "MP3s; add mp3 to output.formats")
 
 
 Hook = Callable[[dict[str, Any], At], None]
@@ -688,8 +685,8 @@ SCHEMA: dict[str, Option] = {
     "lexicon_file": Option(None, _check_lexicon_file, "a YAML or JSON file of more lexicon entries"),
     "normalize": Option(True, check_bool, "say numbers, money, dates and abbreviations in words"),
     "credits": Option({}, section(Credits), "opening, closing: read credits (default false)"),
-    "output": Option({}, section(Output, (_acx_needs, _epub_needs_mp3)),
-                     "dir, formats, bitrate, m4b_bitrate, sample_rate, loudness"),
+    "output": Option({}, section(Output, (_acx_needs,)),
+                     "dir, formats, bitrate, m4b_bitrate, sample_rate, loudness, cover_file"),
     "cache": Option({}, section(Cache), "dir: where segment audio is kept; remote: s3://..."),
     "chapters": Option(None, _check_chapters, "the chapters, in order: each a source and overrides",
                        required=True),

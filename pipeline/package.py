@@ -18,6 +18,7 @@ every write avoids links).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -54,11 +55,12 @@ log = logging.getLogger("pipeline")
 
 OUTPUT_FORMAT = 5  # bump when the stitching or encoding changes (4: joints re-timed; 5: unmarked sentence ends too)
 BOOK_FORMAT = 3  # bump when the m4b encoding changes (3: the QuickTime chapter track)
-READALONG_FORMAT = 1  # bump when the read-along EPUB changes
-MANIFEST_FORMAT = 3  # 2: owner token and per-file sha256; 3: the owner is the book, not its folder
+READALONG_FORMAT = 2  # bump when the read-along EPUB changes (2: AAC in .m4a, not the MP3s)
+# 2: owner token and per-file sha256; 3: the owner is the book, not its folder, and cover_file
+MANIFEST_FORMAT = 3
 HIDDEN_DIR = ".chapters"  # the chapters' AAC streams the m4b is joined from
 GENERATOR = "audiobook-pipeline"
-COVER_MAX_BYTES = 10 << 20  # larger covers are scaled down and re-encoded as JPEG
+COVER_MAX_BYTES = 500_000  # every embedded cover is a JPEG of at most this many bytes
 COVER_MAX_SIDE = 3000  # Apple's and Audible's largest cover size
 
 
@@ -95,7 +97,7 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
     trusted = bool(previous)
     entries: dict[int, dict] = {e["index"]: e for e in previous.get("chapters", [])
                                 if isinstance(e, dict) and isinstance(e.get("index"), int)}
-    if "m4b" in cfg.output.formats:
+    if _makes_aac(cfg):
         files.safe_folder(out_dir, HIDDEN_DIR)
     for folder in (out_dir, out_dir / HIDDEN_DIR):
         files.remove_leftovers(folder)
@@ -111,14 +113,17 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
                            sigs)
         readalong = _readalong_entry(plan, entries, previous.get("readalong"), cover, force,
                                      errors, sigs)
+        store_cover = _cover_file_entry(cfg, cover.cover, previous.get("cover_file"), force, sigs)
     finally:
         cover.remove()
     if trusted:
-        _remove_stale(out_dir, previous, entries, [book, readalong])
+        _remove_stale(out_dir, previous, entries, [book, readalong, store_cover])
     manifest_path = out_dir / "manifest.json"
     manifest = _manifest(plan, entries, book)
     if readalong:
         manifest["readalong"] = readalong
+    if store_cover:
+        manifest["cover_file"] = store_cover
     # Unchanged (a no-op build): not encoded again. With every sentence's
     # timing in it, the indented encode was most of a no-op build's time.
     if manifest != previous or not manifest_path.is_file():
@@ -126,7 +131,7 @@ def write_outputs(plan: Plan, cache: SegmentCache, jobs: int, force: bool,
                                            + "\n").encode())
     result.outputs = [str(out_dir / entries[i]["file"]) for i in sorted(entries)
                       if "mp3" in cfg.output.formats]
-    for whole in (book, readalong):
+    for whole in (book, readalong, store_cover):
         if whole:
             result.outputs.append(str(out_dir / whole["file"]))
     result.outputs.append(str(manifest_path))
@@ -346,8 +351,13 @@ def chapter_file(plan: Plan, cp: ChapterPlan) -> str:
 
 
 def aac_file(plan: Plan, cp: ChapterPlan) -> str:
-    """.chapters/NN-slug.aac (the chapter's part of the m4b), or "" without m4b."""
-    return f"{HIDDEN_DIR}/{_chapter_stem(plan, cp)}.aac" if "m4b" in plan.cfg.output.formats else ""
+    """.chapters/NN-slug.aac (the chapter's part of the m4b and the EPUB), or "" without either."""
+    return f"{HIDDEN_DIR}/{_chapter_stem(plan, cp)}.aac" if _makes_aac(plan.cfg) else ""
+
+
+def _makes_aac(cfg: Config) -> bool:
+    """The chapters' AAC streams are made for the m4b and for the read-along EPUB's .m4a."""
+    return "m4b" in cfg.output.formats or "epub" in cfg.output.formats
 
 
 def _chapter_stem(plan: Plan, cp: ChapterPlan) -> str:
@@ -357,7 +367,6 @@ def _chapter_stem(plan: Plan, cp: ChapterPlan) -> str:
 
 def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> str:
     cfg = plan.cfg
-    m4b = "m4b" in cfg.output.formats
     spec = {
         "format": OUTPUT_FORMAT,
         "segments": [[s.key, s.pause_after] for s in cp.segments],
@@ -365,7 +374,7 @@ def chapter_output_key(plan: Plan, cp: ChapterPlan, cover_digest: str = "") -> s
         "output": [cfg.output.bitrate, cfg.output.sample_rate, str(cfg.output.loudness)],
         "mp3": "mp3" in cfg.output.formats,
         "vtt": "vtt" in cfg.output.formats,
-        "aac": cfg.output.m4b_bitrate if m4b else None,
+        "aac": cfg.output.m4b_bitrate if _makes_aac(cfg) else None,
         "tags": chapter_tags(plan, cp),
         "cover": cover_digest if "mp3" in cfg.output.formats else "",
         "ffmpeg": audio.ffmpeg_version(),
@@ -545,23 +554,30 @@ def _combined(errors: list[AudiobookError]) -> AudiobookError:
 # ------------------------------------------------------------------ the cover
 
 
-class CoverFile:
-    """The book's cover as a file ffmpeg can read, written only if an encode needs it."""
+@dataclass(frozen=True)
+class Cover:
+    """The book's cover: the image as given (for a store), and the JPEG every output embeds."""
 
-    def __init__(self, directory: Path, cover: tuple[bytes, str] | None):
+    original: bytes
+    jpeg: bytes
+
+
+class CoverFile:
+    """The book's embedded cover as a file ffmpeg can read, written only if an encode needs it."""
+
+    def __init__(self, directory: Path, cover: Cover | None):
         self.directory = directory
         self.cover = cover
-        self.digest = hashlib.sha256(cover[0]).hexdigest() if cover else ""
+        self.digest = hashlib.sha256(cover.jpeg).hexdigest() if cover else ""
         self._path: Path | None = None
 
     def path(self) -> Path | None:
         if self.cover is None:
             return None
         if self._path is None:
-            data, kind = self.cover
-            self._path = files.temp_path(self.directory, "cover", f".{kind}")
+            self._path = files.temp_path(self.directory, "cover", ".jpg")
             try:
-                self._path.write_bytes(data)
+                self._path.write_bytes(self.cover.jpeg)
             except OSError as exc:
                 raise files.os_error(exc, self._path) from exc
         return self._path
@@ -571,12 +587,10 @@ class CoverFile:
             self._path.unlink(missing_ok=True)
 
 
-def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | None:
-    """(image bytes, 'jpg' or 'png'): `cover:` in the config, else the first EPUB's cover.
+def book_cover(cfg: Config, memo: Path | None = None) -> Cover | None:
+    """`cover:` in the config, else the first EPUB's cover, with its embedded JPEG.
 
-    SVG covers are rasterized; covers over COVER_MAX_BYTES or COVER_MAX_SIDE
-    pixels are scaled down, so a huge image is not copied into every file.
-    With memo (a folder), a cover that needed that work is kept there.
+    With memo (a folder), a cover that had to be fitted is kept there.
     """
     if cfg.cover is not None:
         where = cfg.line_of("cover")
@@ -589,7 +603,7 @@ def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | Non
     if not data:
         return None
     try:
-        return fit_cover(data) if memo is None else remembered_cover(data, memo)
+        return Cover(data, fit_cover(data) if memo is None else remembered_cover(data, memo))
     except (AudioToolError, ValueError) as exc:
         if cfg.cover is not None:
             raise InputError(Problem(cfg.display, where, "cover",
@@ -599,65 +613,148 @@ def book_cover(cfg: Config, memo: Path | None = None) -> tuple[bytes, str] | Non
         return None
 
 
-def fit_cover(data: bytes) -> tuple[bytes, str]:
-    """Cover bytes as JPEG or PNG within the size caps (deterministic)."""
-    if image_kind(data) == "svg":
+# A cover over COVER_MAX_BYTES is made smaller: its longest side first, at
+# good quality; then the quality, at the last of these sides; then, for an
+# image that is noise to JPEG, smaller at the lowest quality. The first step
+# that fits is taken.
+COVER_SIDES = (3000, 2400, 1800, 1400)
+COVER_QUALITIES = (3, 5, 8, 12, 20, 31)  # ffmpeg's mjpeg -q:v: 2 is best, 31 worst
+COVER_LAST_SIDES = (1000, 700, 500, 300)
+COVER_FORMAT = 2  # bump when fit_cover makes other bytes of the same image (2: JPEG <= 500 kB)
+
+
+def fit_cover(data: bytes) -> bytes:
+    """Any cover as the JPEG the outputs embed: at most COVER_MAX_BYTES, the same bytes everywhere.
+
+    A JPEG that already fits (and is at most COVER_MAX_SIDE pixels a side)
+    keeps its bytes. Anything else (PNG, WebP, GIF, a rasterized SVG, a big
+    JPEG) is decoded and encoded again, down cover_steps until it fits, by
+    the pinned ffmpeg in C code only (audio.cover_jpeg). Transparent parts
+    are laid on white.
+    """
+    if _usable_as_is(data):
+        return data
+    image = raster_cover(data)
+    size = image_size(image)
+    if size is None:
+        raise ValueError("its size cannot be read")
+    flatten = _has_alpha(image)
+    for (width, height), quality in cover_steps(size):
+        jpeg = audio.cover_jpeg(image, width, height, quality, flatten)
+        if len(jpeg) <= COVER_MAX_BYTES:
+            return jpeg
+    # Not met: 300 pixels at the lowest quality is about 20 kB even of pure noise.
+    raise ValueError(f"no JPEG of it fits in {COVER_MAX_BYTES} bytes")
+
+
+def cover_steps(size: tuple[int, int]) -> list[tuple[tuple[int, int], int]]:
+    """((width, height), quality) to try in turn for an image of size; never scaled up."""
+    ladder = [(side, COVER_QUALITIES[0]) for side in COVER_SIDES]
+    ladder += [(COVER_SIDES[-1], q) for q in COVER_QUALITIES[1:]]
+    ladder += [(side, COVER_QUALITIES[-1]) for side in COVER_LAST_SIDES]
+    steps: list[tuple[tuple[int, int], int]] = []
+    for side, quality in ladder:
+        step = (_scaled(size, side), quality)
+        if step not in steps:  # a small image: the sides above its own are one step
+            steps.append(step)
+    return steps
+
+
+def _scaled(size: tuple[int, int], side: int) -> tuple[int, int]:
+    width, height = size
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    return max(1, round(width * side / longest)), max(1, round(height * side / longest))
+
+
+def raster_cover(data: bytes) -> bytes:
+    """A cover as JPEG or PNG bytes: those as they are, an SVG rasterized, others as PNG."""
+    kind = image_kind(data)
+    if kind in ("jpg", "png"):
+        return data
+    if kind == "svg":
         import resvg_py
 
-        data = bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
-    usable = _usable_as_is(data)
-    if usable:
-        return data, usable
-    if image_kind(data) not in ("jpg", "png") and len(data) <= COVER_MAX_BYTES:
-        return audio.to_png(data), "png"  # MP3 and MP4 players show only JPEG and PNG reliably
-    return audio.to_jpeg(data, COVER_MAX_SIDE), "jpg"
+        return bytes(resvg_py.svg_to_bytes(svg_string=data.decode("utf-8", "replace")))
+    return audio.to_png(data)
 
 
-def _usable_as_is(data: bytes) -> str | None:
-    """'jpg' or 'png' for a cover that goes into the files unchanged, else None."""
-    kind = image_kind(data)
-    if kind not in ("jpg", "png"):  # MP3 and MP4 players show only these
-        return None
+def _usable_as_is(data: bytes) -> bool:
+    """A JPEG within the caps goes into the files unchanged."""
+    if image_kind(data) != "jpg" or len(data) > COVER_MAX_BYTES:
+        return False
     size = image_size(data)
-    return kind if size and len(data) <= COVER_MAX_BYTES and max(size) <= COVER_MAX_SIDE else None
+    return size is not None and max(size) <= COVER_MAX_SIDE
 
 
-COVER_FORMAT = 1  # bump when fit_cover makes other bytes of the same image
+def _has_alpha(image: bytes) -> bool:
+    """A PNG with an alpha channel (grey or RGB + alpha) or a transparent colour (tRNS)."""
+    if image[:8] != b"\x89PNG\r\n\x1a\n" or len(image) < 26:
+        return False
+    return image[25] in (4, 6) or b"tRNS" in image[:max(image.find(b"IDAT"), 0)]
 
 
-def remembered_cover(data: bytes, folder: Path) -> tuple[bytes, str]:
-    """fit_cover(data), kept in folder by the source's digest.
+def _cover_file_entry(cfg: Config, cover: Cover | None, old: dict | None, force: bool,
+                      sigs: Signatures) -> dict | None:
+    """output.cover_file: the cover full size for a store, beside the outputs, and its record.
 
-    Rasterizing an SVG cover (every Standard Ebooks EPUB has one) or scaling
-    a big one takes about half a second, in every build, no-op builds
-    included. The kept file's name carries its own digest, so a damaged one
-    is made again, never embedded.
+    A store takes the artwork as its own upload (ACX and Apple want at least
+    2400 or 1400 pixels a side), not the 500 kB JPEG inside the files: a JPEG
+    or PNG is written as given, any other image as PNG.
     """
-    usable = _usable_as_is(data)
-    if usable:
-        return data, usable  # nothing to remember
-    source = hashlib.sha256(b"%d\0" % COVER_FORMAT + data).hexdigest()[:32]
-    for path in sorted(folder.glob(f"{source}-*")) if folder.is_dir() else []:
-        digest, _, ext = path.name[len(source) + 1:].partition(".")
+    if not cfg.output.cover_file:
+        return None
+    if cover is None:
+        log.warning("warning: output.cover_file is set, but the book has no cover (set cover: "
+                    "in %s); no cover file written", cfg.display)
+        return None
+    old = old if isinstance(old, dict) else None
+    kind = image_kind(cover.original)
+    name = f"{slugify(cfg.title, 'audiobook')}-cover.{kind if kind in ('jpg', 'png') else 'png'}"
+    key = _digest({"format": COVER_FORMAT, "source": hashlib.sha256(cover.original).hexdigest()})
+    out_dir = cfg.output.dir
+    if (not force and old and old.get("output_key") == key and old.get("file") == name
+            and _intact(out_dir, old, sigs)):
+        return old
+    files.write_atomic(out_dir / name, raster_cover(cover.original))
+    return {**_file_record(out_dir, name), "output_key": key}
+
+
+def remembered_cover(data: bytes, folder: Path) -> bytes:
+    """fit_cover(data), kept in folder by the source's digest, the rule's version and ffmpeg's.
+
+    Rasterizing an SVG cover (every Standard Ebooks EPUB has one) or fitting
+    a big one takes from half a second to several seconds, in every build,
+    no-op builds included. The kept file's name carries its own digest, so a
+    damaged one is made again, never embedded; a cover fitted by an older
+    rule has another name and is never used.
+    """
+    if _usable_as_is(data):
+        return data  # nothing to remember
+    rule = b"%d\0%s\0" % (COVER_FORMAT, audio.ffmpeg_version().encode())
+    source = hashlib.sha256(rule + data).hexdigest()[:32]
+    for path in sorted(folder.glob(f"{source}-*.jpg")) if folder.is_dir() else []:
+        digest = path.name[len(source) + 1:-len(".jpg")]
         try:
             # The cache folder may come with an untrusted project: a link, a
             # device or a huge file there is never read.
             st = path.lstat()
-            if not stat.S_ISREG(st.st_mode) or st.st_size > 4 * COVER_MAX_BYTES:
+            if not stat.S_ISREG(st.st_mode) or st.st_size > COVER_MAX_BYTES:
                 continue
             kept = path.read_bytes()
         except OSError:
             continue
-        if ext in ("jpg", "png") and hashlib.sha256(kept).hexdigest()[:32] == digest:
-            return kept, ext
-    fitted, ext = fit_cover(data)
-    name = f"{source}-{hashlib.sha256(fitted).hexdigest()[:32]}.{ext}"
+        if hashlib.sha256(kept).hexdigest()[:32] == digest:
+            return kept
+    fitted = fit_cover(data)
+    name = f"{source}-{hashlib.sha256(fitted).hexdigest()[:32]}.jpg"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         files.write_atomic(folder / name, fitted)
     except (OSError, AudiobookError) as exc:  # a read-only cache still builds, only slower
         log.debug("cover not kept in %s: %s", folder, exc)
-    return fitted, ext
+    return fitted
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
@@ -802,19 +899,17 @@ def _book_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: C
             "chapters": [{"title": t, "start_ms": s, "end_ms": e} for t, s, e in marks]}
 
 
-def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str, sigs: Signatures,
-                     part: str = "aac") -> list[dict] | None:
-    """Every chapter's entry if all have current audio on disk, else None.
+def _current_entries(plan: Plan, entries: dict[int, dict], cover_digest: str,
+                     sigs: Signatures) -> list[dict] | None:
+    """Every chapter's entry if all have current AAC streams on disk, else None.
 
-    part: which audio the caller joins, "aac" (the m4b) or "audio" (the chapter
-    MP3, else its AAC: the read-along EPUB).
+    The m4b joins these streams; the read-along EPUB carries each as an .m4a.
     """
     out_dir = plan.cfg.output.dir
     current = []
     for cp in plan.chapters:
         e = entries.get(cp.index)
-        record = (e.get("aac") if part == "aac" or not str(e.get("file", "")).endswith(".mp3")
-                  else e) if e else None
+        record = e.get("aac") if e else None
         if (not e or e.get("output_key") != chapter_output_key(plan, cp, cover_digest)
                 or not isinstance(record, dict) or not _intact(out_dir, record, sigs)):
             return None
@@ -826,13 +921,14 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
                   wholes: list[dict | None]) -> None:
     """Delete files this book wrote earlier and no longer has (only those, unchanged).
 
-    wholes: the book-wide outputs of this build (the m4b, the read-along EPUB).
+    wholes: the book-wide outputs of this build (the m4b, the read-along EPUB, the cover file).
     """
     keep = {f["file"] for e in entries.values() for f in _entry_files(e)}
     keep |= {w["file"] for w in wholes if w}
     old = [f for e in previous.get("chapters", []) if isinstance(e, dict)
            for f in _entry_files(e)]
-    old += [previous[k] for k in ("book", "readalong") if isinstance(previous.get(k), dict)]
+    old += [previous[k] for k in ("book", "readalong", "cover_file")
+            if isinstance(previous.get(k), dict)]
     for record in old:
         name = record.get("file")
         if isinstance(name, str) and name not in keep:
@@ -841,40 +937,46 @@ def _remove_stale(out_dir: Path, previous: dict, entries: dict[int, dict],
 
 def _readalong_entry(plan: Plan, entries: dict[int, dict], old: dict | None, cover: CoverFile,
                      force: bool, errors: list, sigs: Signatures) -> dict | None:
-    """The read-along EPUB's manifest entry, writing the file when it is out of date."""
+    """The read-along EPUB's manifest entry, writing the file when it is out of date.
+
+    Its audio is each chapter's AAC stream (the m4b's parts) remuxed into an
+    .m4a: AAC in MP4 is an EPUB 3 core media type, and at the m4b's bitrate
+    the EPUB is about the m4b's size, where the 192k MP3s made it three times that.
+    """
     cfg = plan.cfg
     if "epub" not in cfg.output.formats:
         return None
     old = old if isinstance(old, dict) else None
-    current = _current_entries(plan, entries, cover.digest, sigs, part="audio")
+    current = _current_entries(plan, entries, cover.digest, sigs)
     if current is None or errors:
         log.info("no read-along epub written: not every chapter has current audio%s",
                  " (the old one is kept)" if old else "")
         return old
     from pipeline.readalong import BookInfo, ChapterText, Sentence, epub_bytes
 
+    out_dir = cfg.output.dir
     name = f"{slugify(cfg.title, 'audiobook')}.epub"
-    picture = cover.cover if cover.cover and cover.cover[1] in ("jpg", "png") else None
+    picture = (cover.cover.jpeg, "jpg") if cover.cover else None
     info = BookInfo(cfg.title, cfg.author, cfg.language, _book_identifier(cfg), picture,
                     cfg.narrator_name)
     key = _digest({"format": READALONG_FORMAT, "cover": cover.digest,
                    "info": [info.title, info.author, info.language, info.narrator],
-                   "chapters": [[e["output_key"], e["title"]] for e in current]})
+                   "chapters": [[e["output_key"], e["title"], e["aac"]["sha256"]]
+                                for e in current],
+                   "ffmpeg": audio.ffmpeg_version()})
     if (not force and old and old.get("output_key") == key and old.get("file") == name
-            and _intact(cfg.output.dir, old, sigs)):
+            and _intact(out_dir, old, sigs)):
         return old
-    chapters = [ChapterText(e["index"], e["title"], cfg.output.dir / _audio_of(e),
-                            e["duration_ms"],
-                            tuple(Sentence.from_json(x) for x in e.get("sentences", [])))
-                for e in current]
-    files.write_atomic(cfg.output.dir / name, epub_bytes(info, chapters))
-    return {**_file_record(cfg.output.dir, name), "output_key": key}
-
-
-def _audio_of(entry: dict) -> str:
-    """The chapter's MP3 when the book has them, else its AAC stream (.chapters/)."""
-    name = entry.get("file", "")
-    return name if name.endswith(".mp3") else entry.get("aac", {}).get("file", name)
+    with contextlib.ExitStack() as stack:
+        chapters = []
+        for e in current:
+            m4a = stack.enter_context(files.temporary(out_dir / HIDDEN_DIR, "m4a", ".m4a"))
+            audio.encode_m4a(out_dir / e["aac"]["file"], m4a, cfg.output.sample_rate)
+            chapters.append(ChapterText(
+                e["index"], e["title"], m4a, e["duration_ms"],
+                tuple(Sentence.from_json(x) for x in e.get("sentences", []))))
+        files.write_atomic(out_dir / name, epub_bytes(info, chapters))
+    return {**_file_record(out_dir, name), "output_key": key}
 
 
 def _book_identifier(cfg: Config) -> str:

@@ -25,6 +25,7 @@ from pipeline import files, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import AudiobookError, InputError
+from pipeline.sources.rules import image_kind
 from tests.conftest import run_cli
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -369,21 +370,22 @@ def noise_png(width: int, height: int) -> bytes:
 @pytest.mark.slow
 def test_f21_a_huge_cover_is_scaled_to_fit_the_caps(tmp_path):
     noisy = noise_png(1900, 1900)
-    assert len(noisy) > package.COVER_MAX_BYTES
-    data, kind = package.fit_cover(noisy)
-    assert kind == "jpg" and len(data) <= package.COVER_MAX_BYTES
+    assert len(noisy) > 10 << 20
+    data = package.fit_cover(noisy)
+    assert image_kind(data) == "jpg" and len(data) <= package.COVER_MAX_BYTES
     wide = image(tmp_path / "wide.png", "4000x1000")
-    data, kind = package.fit_cover(wide)
-    assert kind == "jpg" and package.image_size(data) == (3000, 750)
+    data = package.fit_cover(wide)
+    assert image_kind(data) == "jpg" and package.image_size(data) == (3000, 750)
     small = image(tmp_path / "small.png", "64x64")
-    assert package.fit_cover(small) == (small, "png")
+    data = package.fit_cover(small)
+    assert image_kind(data) == "jpg" and package.image_size(data) == (64, 64)
 
 
-def test_an_svg_cover_is_rasterized_to_png():
+def test_an_svg_cover_is_rasterized_and_embedded_as_jpeg():
     svg = b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="60">' \
           b'<rect width="40" height="60" fill="red"/></svg>'
-    data, kind = package.fit_cover(svg)
-    assert kind == "png" and package.image_size(data) == (40, 60)
+    data = package.fit_cover(svg)
+    assert image_kind(data) == "jpg" and package.image_size(data) == (40, 60)
 
 
 def test_a_fitted_cover_is_remembered_and_a_damaged_one_made_again(tmp_path, monkeypatch):
@@ -391,7 +393,7 @@ def test_a_fitted_cover_is_remembered_and_a_damaged_one_made_again(tmp_path, mon
           b'<rect width="40" height="60" fill="navy"/></svg>'
     folder = tmp_path / "covers"
     first = package.remembered_cover(svg, folder)
-    assert first == package.fit_cover(svg) and first[1] == "png"
+    assert first == package.fit_cover(svg) and image_kind(first) == "jpg"
     [kept] = folder.iterdir()
     real_fit = package.fit_cover
     monkeypatch.setattr(package, "fit_cover", lambda data: pytest.fail("rasterized again"))
@@ -399,13 +401,13 @@ def test_a_fitted_cover_is_remembered_and_a_damaged_one_made_again(tmp_path, mon
     kept.write_bytes(kept.read_bytes()[:-9])  # damaged: never embedded, made again
     monkeypatch.setattr(package, "fit_cover", real_fit)
     assert package.remembered_cover(svg, folder) == first
-    assert [p.read_bytes() for p in folder.iterdir()] == [first[0]]
+    assert [p.read_bytes() for p in folder.iterdir()] == [first]
     # A planted link (a project's cache folder may come from anywhere) is never read.
     kept.unlink()
     kept.symlink_to("/dev/zero")
     assert package.remembered_cover(svg, folder) == first
-    small = image(tmp_path / "small.png", "64x64")
-    assert package.remembered_cover(small, folder) == (small, "png")  # nothing to remember
+    small = package.fit_cover(image(tmp_path / "small.png", "64x64"))
+    assert package.remembered_cover(small, folder) == small  # a JPEG that fits: nothing to remember
     assert len(list(folder.iterdir())) == 1
 
 

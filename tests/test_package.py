@@ -8,24 +8,27 @@ does not trust the level meter it is checking.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
 import subprocess
 import sys
+import zipfile
 from array import array
 from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
 from mutagen.mp3 import MP3
-from mutagen.mp4 import MP4
+from mutagen.mp4 import MP4, MP4Cover
 
-from pipeline import check, loudness, package
+from pipeline import audio, check, loudness, package
 from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
-from tests.readers import ffprobe_chapters
+from pipeline.sources.rules import image_kind
+from tests.readers import epubcheck, ffprobe_chapters
 
 REPO = Path(__file__).resolve().parent.parent
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -48,6 +51,29 @@ def cover_png(path: Path) -> Path:
     return path
 
 
+def noisy_cover_png(path: Path) -> Path:
+    """A 3000x3000 PNG of 4.5 MB that is noise to PNG and JPEG alike (seeded: the same every
+    run): as a JPEG at good quality it is 4.2 MB, so only a smaller and then coarser one fits."""
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i",
+                    "color=c=gray:s=1050x1050,format=rgb24,noise=alls=100:allf=u,"
+                    "scale=3000:3000:flags=neighbor", "-frames:v", "1", "-c:v", "png",
+                    "-f", "image2", "-y", str(path)], check=True)
+    return path
+
+
+def epub_cover(path: Path) -> tuple[str, bytes]:
+    """The read-along EPUB's cover image: (media type, bytes), found through its OPF."""
+    import re
+
+    with zipfile.ZipFile(path) as z:
+        opf = z.read("EPUB/content.opf").decode()
+        item = re.search(r'<item [^>]*properties="cover-image"[^>]*/>', opf)
+        assert item, opf
+        href = re.search(r'href="([^"]+)"', item.group(0)).group(1)
+        kind = re.search(r'media-type="([^"]+)"', item.group(0)).group(1)
+        return kind, z.read(f"EPUB/{href}")
+
+
 def pcm_of(path: Path, rate: int = 44100) -> array:
     """16-bit mono samples of any audio file, decoded by ffmpeg."""
     raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
@@ -63,11 +89,16 @@ def dbfs(x: float) -> float:
     return 20 * math.log10(x / 32768) if x > 0 else -200.0
 
 
+SAMPLE_OUTPUT = ("output: {dir: build, formats: [mp3, m4b, epub], bitrate: 192k, "
+                 "sample_rate: 44100, loudness: acx}")
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
+    """The samples with the read-along EPUB and a 4.5 MB PNG cover (the newcomer's case)."""
     root = tmp_path_factory.mktemp("sample")
-    cover_png(root / "cover.png")
-    config = make_sample(root, extra="cover: cover.png\n")
+    noisy_cover_png(root / "cover.png")
+    config = make_sample(root, extra="cover: cover.png\n", output=SAMPLE_OUTPUT)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AUDIOBOOK_CACHE_DIR", str(root / "cache"))
         cfg = load_config(config)
@@ -184,7 +215,7 @@ def test_m4b_carries_book_tags_cover_and_audiobook_kind(sample):
     assert tags["©alb"] == ["The Keeper of Gannet Point"]
     assert tags["©day"] == ["2026"]
     assert tags["stik"] == [2]
-    assert bytes(tags["covr"][0]) == (cfg.root / "cover.png").read_bytes()
+    assert tags["covr"][0].imageformat == MP4Cover.FORMAT_JPEG
 
 
 @pytest.mark.slow
@@ -196,7 +227,41 @@ def test_chapter_mp3s_carry_title_artist_album_track_and_cover(sample):
         assert str(tags["TPE1"]) == "The audiobook-pipeline authors"
         assert str(tags["TALB"]) == "The Keeper of Gannet Point"
         assert str(tags["TRCK"]) == f"{n}/3"
-        assert tags.getall("APIC")[0].data == (cfg.root / "cover.png").read_bytes()
+        assert tags.getall("APIC")[0].mime == "image/jpeg"
+
+
+@pytest.mark.slow
+def test_a_4_mb_png_cover_is_one_jpeg_of_at_most_500_000_bytes_in_every_file(sample):
+    cfg, _, manifest = sample
+    png = (cfg.root / "cover.png").read_bytes()
+    assert len(png) > 4_000_000 and image_kind(png) == "png"
+    covers = [tags.getall("APIC")[0].data
+              for tags in (MP3(cfg.output.dir / e["file"]).tags for e in manifest["chapters"])]
+    covers.append(bytes(MP4(cfg.output.dir / manifest["book"]["file"]).tags["covr"][0]))
+    kind, in_epub = epub_cover(cfg.output.dir / manifest["readalong"]["file"])
+    assert kind == "image/jpeg"
+    covers.append(in_epub)
+    assert len(covers) == 5 and len(set(covers)) == 1, "one cover, the same bytes everywhere"
+    jpeg = covers[0]
+    assert image_kind(jpeg) == "jpg" and len(jpeg) <= 500_000
+    # Smaller first (3000, 2400, 1800: 4.2, 2.4, 1.4 MB at good quality), then coarser at
+    # 1400 pixels: this noise is 0.82 MB even as a 1400-pixel JPEG at the first quality.
+    assert package.image_size(jpeg) == (1400, 1400)
+    assert len(audio.cover_jpeg(png, 1400, 1400, package.COVER_QUALITIES[0])) > 500_000
+
+
+@pytest.mark.slow
+def test_the_samples_read_along_epub_is_at_most_1_3x_the_m4b_and_passes_epubcheck(sample):
+    cfg, _, manifest = sample
+    epub = cfg.output.dir / manifest["readalong"]["file"]
+    m4b = cfg.output.dir / manifest["book"]["file"]
+    assert epub.stat().st_size <= 1.3 * m4b.stat().st_size, (epub.stat().st_size,
+                                                             m4b.stat().st_size)
+    with zipfile.ZipFile(epub) as z:
+        audio_files = sorted(n for n in z.namelist() if n.startswith("EPUB/audio/"))
+    assert audio_files == [f"EPUB/audio/00{i}.m4a" for i in (1, 2, 3)]
+    result = epubcheck(epub)
+    assert "0 fatals / 0 errors / 0 warnings" in result.stdout + result.stderr, result.stdout
 
 
 @pytest.mark.slow
@@ -301,7 +366,7 @@ def test_an_epub_book_without_cover_key_gets_the_epub_cover(tmp_path):
         encoding="utf-8")
     cfg = load_config(tmp_path / "audiobook.yml")
     build(cfg, jobs=2)
-    assert bytes(MP4(cfg.output.dir / "e.m4b").tags["covr"][0]) == png
+    assert bytes(MP4(cfg.output.dir / "e.m4b").tags["covr"][0]) == package.fit_cover(png)
 
 
 TWO_CHAPTERS = ("title: Two\nauthor: A\noutput: {formats: [mp3, m4b], loudness: none}\n"
@@ -364,3 +429,138 @@ def test_a_segment_missing_from_the_cache_is_raised_with_every_missing_key(tmp_p
     with open_cache(plan.cfg) as empty, pytest.raises(SegmentMissing) as caught:
         package.render_to(plan, plan.chapters[1], empty, tmp_path / "x.wav")
     assert caught.value.keys == [s.key for s in plan.chapters[1].segments]
+
+
+# ------------------------------------------------------------------ covers
+
+
+ONE_CHAPTER = ("title: Covered\nauthor: A\ncover: {cover}\noutput: {{formats: [mp3, m4b, epub], "
+               "loudness: none{extra}}}\nchapters: [one.md]\n")
+
+
+def covered_book(root: Path, cover: bytes, name: str = "cover.png", extra: str = "") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / name).write_bytes(cover)
+    (root / "one.md").write_text("# One\n\nThe lamp was lit at dusk.\n", encoding="utf-8")
+    (root / "audiobook.yml").write_text(ONE_CHAPTER.format(cover=name, extra=extra),
+                                        encoding="utf-8")
+    return root / "audiobook.yml"
+
+
+def embedded_covers(out_dir: Path) -> list[bytes]:
+    """The cover of the chapter MP3 (APIC), the M4B (covr) and the EPUB (its cover item)."""
+    return [MP3(out_dir / "01-one.mp3").tags.getall("APIC")[0].data,
+            bytes(MP4(out_dir / "covered.m4b").tags["covr"][0]),
+            epub_cover(out_dir / "covered.epub")[1]]
+
+
+@pytest.mark.slow
+def test_two_builds_in_different_folders_fit_the_cover_to_the_same_bytes(tmp_path, monkeypatch):
+    png = noisy_cover_png(tmp_path / "noisy.png").read_bytes()
+    found = []
+    for name in ("first", "second"):  # separate caches: the cover is fitted twice
+        monkeypatch.setenv("AUDIOBOOK_CACHE_DIR", str(tmp_path / name / "cache"))
+        cfg = load_config(covered_book(tmp_path / name, png))
+        build(cfg, jobs=2)
+        found += embedded_covers(cfg.output.dir)
+    assert len(set(found)) == 1 and len(found[0]) <= 500_000 and image_kind(found[0]) == "jpg"
+
+
+def test_a_fitted_cover_does_not_depend_on_the_cpus_simd(tmp_path):
+    """ffmpeg picks SIMD code at run time; with the flags left to it, a JPEG made on an AVX2
+    machine differed from one made in plain C (its fdct and scaler round differently)."""
+    noisy = noisy_cover_png(tmp_path / "noisy.png").read_bytes()
+    ours = audio.jpeg_args(700, 700, 5)
+    assert "-cpuflags" in ours
+    everything = ours[:ours.index("-cpuflags")] + ours[ours.index("-cpuflags") + 2:]
+    made = audio.run_ffmpeg(ours, stdin=noisy)
+    assert audio.run_ffmpeg(everything, stdin=noisy) == made  # this CPU's SIMD, all of it
+    assert made == audio.cover_jpeg(noisy, 700, 700, 5)
+
+
+def test_a_cover_is_made_smaller_then_coarser_until_it_fits():
+    steps = package.cover_steps((3000, 3000))
+    assert steps[:5] == [((3000, 3000), 3), ((2400, 2400), 3), ((1800, 1800), 3),
+                         ((1400, 1400), 3), ((1400, 1400), 5)]
+    assert steps[-1] == ((300, 300), 31)
+    # Never scaled up, and a small image's steps are its qualities.
+    assert package.cover_steps((800, 1200))[:2] == [((800, 1200), 3), ((800, 1200), 5)]
+    assert package.cover_steps((4000, 1000))[0] == ((3000, 750), 3)
+
+
+def test_a_jpeg_within_500_000_bytes_keeps_its_bytes_and_one_over_is_fitted(tmp_path):
+    noisy = noisy_cover_png(tmp_path / "noisy.png").read_bytes()
+    small = audio.cover_jpeg(noisy, 600, 600, 3)
+    assert len(small) <= 500_000
+    assert package.fit_cover(small) == small
+    big = audio.cover_jpeg(noisy, 1500, 1500, 2)
+    assert 500_000 < len(big) < 10 << 20  # the old rule kept JPEGs up to 10 MiB
+    fitted = package.fit_cover(big)
+    assert image_kind(fitted) == "jpg" and len(fitted) <= 500_000
+
+
+def test_a_transparent_cover_is_laid_on_white_not_black(tmp_path):
+    subprocess.run([FFMPEG, "-v", "error", "-f", "lavfi", "-i", "color=c=red@0.0:s=65x41,format=rgba",
+                    "-frames:v", "1", "-c:v", "png", "-f", "image2", "-y",
+                    str(tmp_path / "clear.png")], check=True)
+    clear = (tmp_path / "clear.png").read_bytes()
+    assert clear[25] == 6  # PNG colour type 6: RGB and alpha
+    jpeg = package.fit_cover(clear)
+    assert image_kind(jpeg) == "jpg" and package.image_size(jpeg) == (65, 41)
+    rgb = subprocess.run([FFMPEG, "-v", "error", "-i", "pipe:0", "-f", "rawvideo", "-pix_fmt",
+                          "rgb24", "-"], input=jpeg, capture_output=True, check=True).stdout
+    assert min(rgb) >= 250, "transparent parts must come out white"
+
+
+def test_a_cover_the_old_rule_fitted_is_never_embedded(tmp_path):
+    # Rule 1 kept covers up to 10 MiB as they were, and an SVG as PNG, in covers/.
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="60">'
+           b'<rect width="40" height="60" fill="navy"/></svg>')
+    folder = tmp_path / "covers"
+    folder.mkdir()
+    old = cover_png(tmp_path / "old.png").read_bytes()
+    source = hashlib.sha256(b"1\0" + svg).hexdigest()[:32]
+    (folder / f"{source}-{hashlib.sha256(old).hexdigest()[:32]}.png").write_bytes(old)
+    fitted = package.remembered_cover(svg, folder)
+    assert fitted != old and image_kind(fitted) == "jpg"
+    assert fitted == package.fit_cover(svg)
+
+
+@pytest.mark.slow
+def test_cover_file_writes_the_cover_full_size_for_a_store_and_records_it(tmp_path, monkeypatch):
+    png = noisy_cover_png(tmp_path / "noisy.png").read_bytes()
+    config = covered_book(tmp_path / "book", png, extra=", cover_file: true")
+    cfg = load_config(config)
+    build(cfg, jobs=2)
+    store = cfg.output.dir / "covered-cover.png"
+    assert store.read_bytes() == png  # as given: full size, not the embedded JPEG
+    record = json.loads((cfg.output.dir / "manifest.json").read_text())["cover_file"]
+    assert record["file"] == "covered-cover.png" and record["bytes"] == len(png)
+    assert record["sha256"] == hashlib.sha256(png).hexdigest()
+    assert all(len(c) <= 500_000 for c in embedded_covers(cfg.output.dir))
+    written = store.stat().st_mtime_ns
+    assert build(load_config(config), jobs=2).output.chapters_written == 0
+    assert store.stat().st_mtime_ns == written  # nothing changed: not written again
+    # A JPEG cover is written as given too (over 500 kB: not the embedded one); the PNG
+    # this book wrote is removed.
+    jpeg = audio.cover_jpeg(png, 3000, 3000, 2)
+    assert len(jpeg) > 500_000
+    (tmp_path / "book" / "cover.jpg").write_bytes(jpeg)
+    config.write_text(config.read_text().replace("cover: cover.png", "cover: cover.jpg"))
+    build(load_config(config), jobs=2)
+    assert not store.exists()
+    assert (cfg.output.dir / "covered-cover.jpg").read_bytes() == jpeg
+    # An SVG cover: a store takes PNG.
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" width="300" height="450">'
+           b'<rect width="300" height="450" fill="navy"/></svg>')
+    (tmp_path / "book" / "cover.svg").write_bytes(svg)
+    config.write_text(config.read_text().replace("cover: cover.jpg", "cover: cover.svg"))
+    build(load_config(config), jobs=2)
+    assert not (cfg.output.dir / "covered-cover.jpg").exists()
+    made = store.read_bytes()
+    assert image_kind(made) == "png" and package.image_size(made) == (300, 450)
+    # Asked no more: removed.
+    config.write_text(config.read_text().replace(", cover_file: true", ""))
+    build(load_config(config), jobs=2)
+    assert not store.exists()
+    assert "cover_file" not in json.loads((cfg.output.dir / "manifest.json").read_text())

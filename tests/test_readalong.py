@@ -23,8 +23,9 @@ from tests.readers import epubcheck
 
 
 def tone(path: Path, seconds: float) -> Path:
+    """A tone as AAC in MP4 (.m4a), what the build hands the EPUB."""
     subprocess.run([ffmpeg_path(), "-v", "error", "-y", "-f", "lavfi", "-i", f"sine=d={seconds}",
-                    "-ac", "1", "-b:a", "64k", str(path)], check=True)
+                    "-ac", "1", "-c:a", "aac", "-b:a", "64k", "-f", "ipod", str(path)], check=True)
     return path
 
 
@@ -42,7 +43,7 @@ def chapters(tmp_path: Path) -> list[ChapterText]:
             Sentence(f"c{i}-s2", "It was a <dark> night.", 1200, 2500, 1, "paragraph", 3),
             Sentence(f"c{i}-s3", "She said --> no.\n\nThen left.", 2600, 3900, 1, "paragraph", 3),
         )
-        out.append(ChapterText(i, f"Chapter {i}", tone(tmp_path / f"{i:02d}.mp3", 4), 4000,
+        out.append(ChapterText(i, f"Chapter {i}", tone(tmp_path / f"{i:02d}.m4a", 4), 4000,
                                sentences))
     return out
 
@@ -79,6 +80,9 @@ def test_read_along_epub_passes_epubcheck_and_clips_lie_inside_the_audio(tmp_pat
                  if m.get("property") and not m.get("refines")}
         assert metas["media:active-class"] == ACTIVE_CLASS
         assert metas["media:duration"] == "0:00:08.000"
+        audio = {i.get("href"): i.get("media-type") for i in opf.iter("{*}item")
+                 if i.get("href", "").startswith("audio/")}
+        assert audio == {"audio/001.m4a": "audio/mp4", "audio/002.m4a": "audio/mp4"}
         smil = z.read("EPUB/smil/001.smil").decode()
         page = z.read("EPUB/chapter-001.xhtml").decode()
     clips = re.findall(r'clipBegin="0:00:(\d+\.\d+)" clipEnd="0:00:(\d+\.\d+)"', smil)
