@@ -3,10 +3,12 @@ subprocess, real HTTP on loopback, the real cache."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.emulator_helpers import (
     book_config,
     build_json,
     cli,
+    create,
     emulator,
     plan_totals,
     remote_env,
@@ -65,6 +68,40 @@ def test_task_failures_and_transport_faults_still_charge_exactly_the_plan(projec
     assert stats["tasks_succeeded"] == plan["segments"]
     assert stats["credits_charged"] == plan["credits_to_spend"]
     assert result["segments_synthesized"] == plan["segments"]
+
+
+def test_past_the_service_deadline_a_build_fetches_what_was_paid_for_and_starts_nothing(project):
+    folder = _project(project, chapters=1, per_chapter=4)
+    with emulator(latency=0.3, audio_kind="tone") as emu:
+        env = remote_env(emu.url)
+        planned = json.loads(cli("plan", "--json", cwd=folder, env=env).stdout)
+        segments = [s for chapter in planned["chapters"] for s in chapter["segments"]]
+        # Two tasks paid for by a build killed before it fetched them, journaled as it would.
+        store = SegmentCache(Path(os.environ["AUDIOBOOK_CACHE_DIR"]))
+        try:
+            for segment in segments[:2]:
+                job = create(emu.url, segment["text"])["data"]["job_id"]
+                store.set_pending(segment["key"], {"job_id": job, "base_url": emu.url.rstrip("/"),
+                                                   "created_at": time.time(), "credits": 1})
+        finally:
+            store.close()
+        # The option wins over the environment; 0: no create may start at all.
+        done = cli("build", "--json", "--service-deadline", "0", cwd=folder,
+                   env={**env, "AUDIOBOOK_SERVICE_DEADLINE": "10800"})
+        at_deadline = emu.stats()
+        again = build_json(folder, env)
+        stats = emu.stats()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "the service deadline of 0s passed" in done.stderr
+    assert at_deadline["tasks_created"] == 2  # the two made before; the build started none
+    summary = json.loads(done.stdout)
+    assert summary["tasks_resumed"] == 2 and summary["segments_synthesized"] == 2
+    assert {u["why"] for u in summary["segments_left_undone"]} == \
+        {"not started: the service deadline passed"}
+    assert len(summary["segments_left_undone"]) == len(segments) - 2
+    # What was fetched is in the cache: the next build pays only for the rest.
+    assert again["segments_cached"] == 2 and again["tasks_created"] == len(segments) - 2
+    assert stats["tasks_created"] == len(segments)
 
 
 def test_killed_halfway_the_next_build_polls_what_was_paid_for(project):
