@@ -175,9 +175,14 @@ def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int 
                offline: bool = False, progress: Progress | None = None,
                limits: ServiceLimits | None = None) -> SynthesisReport:
     """Make and cache every segment the plan still needs; nothing is encoded."""
-    report = _send(plan, cache, plan.to_send(), jobs, max_credits, offline,
-                   progress or LogProgress(), limits, resume=not offline)
-    report.segments_cached = plan.totals()["cached_segments"]
+    cached = plan.totals()["cached_segments"]  # as planned: the cache had them before
+    try:
+        report = _send(plan, cache, plan.to_send(), jobs, max_credits, offline,
+                       progress or LogProgress(), limits, resume=not offline)
+    except SegmentsUndoneError as exc:
+        exc.summary["segments_cached"] = cached
+        raise
+    report.segments_cached = cached
     return report
 
 

@@ -89,6 +89,7 @@ def test_past_the_service_deadline_a_build_fetches_what_was_paid_for_and_starts_
         done = cli("build", "--json", "--service-deadline", "0", cwd=folder,
                    env={**env, "AUDIOBOOK_SERVICE_DEADLINE": "10800"})
         at_deadline = emu.stats()
+        still = cli("build", "--json", "--service-deadline", "0", cwd=folder, env=env)
         again = build_json(folder, env)
         stats = emu.stats()
     assert done.returncode == 1 and "Traceback" not in done.stderr
@@ -96,10 +97,16 @@ def test_past_the_service_deadline_a_build_fetches_what_was_paid_for_and_starts_
     assert at_deadline["tasks_created"] == 2  # the two made before; the build started none
     summary = json.loads(done.stdout)
     assert summary["tasks_resumed"] == 2 and summary["segments_synthesized"] == 2
+    assert summary["segments_cached"] == 0 and summary["credits_maybe_charged"] == 0
+    # What was fetched is in the cache: a build past the deadline again names only the rest.
+    assert still.returncode == 1
+    after = json.loads(still.stdout)
+    assert after["segments_cached"] == 2 and after["segments_synthesized"] == 0
+    assert len(after["segments_left_undone"]) == len(segments) - 2
     assert {u["why"] for u in summary["segments_left_undone"]} == \
         {"not started: the service deadline passed"}
     assert len(summary["segments_left_undone"]) == len(segments) - 2
-    # What was fetched is in the cache: the next build pays only for the rest.
+    # And the next build without a deadline pays only for the rest.
     assert again["segments_cached"] == 2 and again["tasks_created"] == len(segments) - 2
     assert stats["tasks_created"] == len(segments)
 
