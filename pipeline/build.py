@@ -16,11 +16,18 @@ from pipeline import package
 from pipeline.book import Voice
 from pipeline.cache import CachedAudio, SegmentCache, open_cache
 from pipeline.config import Config
-from pipeline.errors import BudgetError, OfflineMissError, SegmentMissing
+from pipeline.errors import (
+    AudiobookError,
+    BudgetError,
+    OfflineMissError,
+    SegmentMissing,
+    SegmentsUndoneError,
+)
 from pipeline.plan import Plan, make_plan
 from pipeline.progress import LogProgress, Progress
 from pipeline.tts import get_backend
 from pipeline.tts.base import Audio, SynthesisRequest
+from pipeline.tts.policy import ServiceLimits
 
 log = logging.getLogger("pipeline")
 
@@ -38,6 +45,21 @@ class SynthesisReport:
     @property
     def credits_maybe_charged(self) -> int:
         return int(self.backend_stats.get("credits_maybe_charged", 0) or 0)
+
+    @property
+    def segments_maybe_charged(self) -> int:
+        return int(self.backend_stats.get("segments_maybe_charged", 0) or 0)
+
+    def as_json(self) -> dict:
+        return {
+            "segments_synthesized": self.segments_synthesized,
+            "segments_cached": self.segments_cached,
+            "credits_spent": self.credits_spent,
+            "credits_maybe_charged": self.credits_maybe_charged,
+            "segments_maybe_charged": self.segments_maybe_charged,
+            **self.backend_stats,
+            "orphan_tasks_kept": self.orphans_kept,
+        }
 
     def plus(self, other: SynthesisReport) -> SynthesisReport:
         """This report followed by another (a re-make after a damaged cache entry)."""
@@ -82,15 +104,10 @@ class BuildResult:
 
     def as_json(self) -> dict:
         return {
-            "segments_synthesized": self.segments_synthesized,
-            "segments_cached": self.segments_cached,
-            "credits_spent": self.credits_spent,
-            "credits_maybe_charged": self.synthesis.credits_maybe_charged,
+            **self.synthesis.as_json(),
             "chapters_written": self.chapters_written,
             "chapters_unchanged": self.chapters_unchanged,
             "outputs": self.outputs,
-            **self.synthesis.backend_stats,
-            "orphan_tasks_kept": self.synthesis.orphans_kept,
             "book_written": self.output.book_written,
             "boundaries_unaligned": self.output.boundaries_unaligned,
         }
@@ -98,27 +115,31 @@ class BuildResult:
 
 def build(cfg: Config, chapters: Sequence[str] = (), backend: str | None = None, jobs: int = 4,
           max_credits: int | None = None, offline: bool = False, force: bool = False,
-          progress: Progress | None = None, record_as: str | None = None) -> BuildResult:
+          progress: Progress | None = None, record_as: str | None = None,
+          service_deadline: float | None = None) -> BuildResult:
     """Plan, make what is missing, write what is out of date.
 
     record_as: the config path as the front door names it (pipeline.ledger);
     a whole-book build then leaves a build record, so the next build that
     would find nothing to do is answered before the command line loads.
+    service_deadline: seconds after which no new create starts (None: the
+    environment's or the default, see pipeline.tts.policy.service_deadline).
     """
     progress = progress or LogProgress()
+    limits = ServiceLimits(service_deadline)  # one for both passes: the limits are per build
     with _warnings_noted() as noted, open_cache(cfg, offline=offline) as cache, cache.shared():
         plan = make_plan(cfg, cache, backend, chapters)
         planned = len(noted.lines)  # what a build that finds nothing to do warns of
         _record_use(cache, cfg, plan)
         package.refuse_foreign(cfg)
-        made = synthesize(plan, cache, jobs, max_credits, offline, progress)
+        made = synthesize(plan, cache, jobs, max_credits, offline, progress, limits)
         try:
             written = package.write_outputs(plan, cache, jobs, force, progress)
         except SegmentMissing as exc:
             # Once: a second loss in the same build is reported, not chased.
             plan = make_plan(cfg, cache, backend, chapters)
             made = made.plus(remake(plan, cache, exc.keys, jobs, _left(max_credits, made),
-                                    offline, progress))
+                                    offline, progress, limits))
             written = package.write_outputs(plan, cache, jobs, force, progress)
         result = BuildResult(made, written)
         # A warning past the plan (a cover that cannot be used, damage found)
@@ -206,7 +227,8 @@ def _left(max_credits: int | None, made: SynthesisReport) -> int | None:
 
 
 def remake(plan: Plan, cache: SegmentCache, keys: Sequence[str], jobs: int,
-           max_credits: int | None, offline: bool, progress: Progress) -> SynthesisReport:
+           max_credits: int | None, offline: bool, progress: Progress,
+           limits: ServiceLimits | None = None) -> SynthesisReport:
     """Make again the segments the renderer found missing or damaged.
 
     `plan` was made after the loss, so its to_send() is what the cache lacks
@@ -218,20 +240,27 @@ def remake(plan: Plan, cache: SegmentCache, keys: Sequence[str], jobs: int,
     price = "free on the offline backend" if plan.backend == "local" else f"{cost} credit(s)"
     log.warning("%d segment(s) were missing or damaged in the cache; making them again (%s)",
                 len(to_send), price)
-    return _send(plan, cache, to_send, jobs, max_credits, offline, progress)
+    return _send(plan, cache, to_send, jobs, max_credits, offline, progress, limits)
 
 
 def synthesize(plan: Plan, cache: SegmentCache, jobs: int = 4, max_credits: int | None = None,
-               offline: bool = False, progress: Progress | None = None) -> SynthesisReport:
+               offline: bool = False, progress: Progress | None = None,
+               limits: ServiceLimits | None = None) -> SynthesisReport:
     """Make and cache every segment the plan still needs; nothing is encoded."""
-    report = _send(plan, cache, plan.to_send(), jobs, max_credits, offline,
-                   progress or LogProgress(), resume=not offline)
-    report.segments_cached = plan.totals()["cached_segments"]
+    cached = plan.totals()["cached_segments"]  # as planned: the cache had them before
+    try:
+        report = _send(plan, cache, plan.to_send(), jobs, max_credits, offline,
+                       progress or LogProgress(), limits, resume=not offline)
+    except SegmentsUndoneError as exc:
+        exc.summary["segments_cached"] = cached
+        raise
+    report.segments_cached = cached
     return report
 
 
 def _send(plan: Plan, cache: SegmentCache, to_send: list, jobs: int, max_credits: int | None,
-          offline: bool, progress: Progress, resume: bool = False) -> SynthesisReport:
+          offline: bool, progress: Progress, limits: ServiceLimits | None = None,
+          resume: bool = False) -> SynthesisReport:
     need = sum(s.credits for _, s in to_send)
     if to_send and offline:
         first = to_send[0]
@@ -254,7 +283,7 @@ def _send(plan: Plan, cache: SegmentCache, to_send: list, jobs: int, max_credits
     if not requests and not orphans:
         return SynthesisReport()
     report = make_audio(plan.backend, plan.identity, plan.resolver.genders(), requests + orphans,
-                        cache, jobs, progress, max_credits)
+                        cache, jobs, progress, max_credits, limits)
     resumed = sum(1 for r in orphans if r.key in cache)
     report.orphans_kept = resumed
     report.segments_synthesized -= resumed
@@ -277,11 +306,14 @@ def orphan_tasks(plan: Plan, cache: SegmentCache) -> list[SynthesisRequest]:
 
 def make_audio(backend: str, identity: str, genders: dict[int, int],
                requests: Sequence[SynthesisRequest], cache: SegmentCache, jobs: int,
-               progress: Progress, max_credits: int | None = None) -> SynthesisReport:
+               progress: Progress, max_credits: int | None = None,
+               limits: ServiceLimits | None = None) -> SynthesisReport:
     """Synthesize requests, storing each in the cache the moment it is done."""
     options: dict[str, Any] = {"genders": genders, "journal": cache}
     if max_credits is not None:
         options["max_credits"] = max_credits  # the client stops creating before the cap
+    if limits is not None:
+        options["limits"] = limits  # the service deadline, and the lost creates of this build
     tts = get_backend(backend, **options)
     report = SynthesisReport()
     progress.start("synthesizing", len(requests))
@@ -295,8 +327,21 @@ def make_audio(backend: str, identity: str, genders: dict[int, int],
 
     try:
         tts.synthesize_all(requests, jobs, store)
+    except AudiobookError as exc:
+        report.backend_stats.update(tts.stats())
+        _tell_what_was_risked(exc, report)
+        raise
     finally:
         progress.finish()
         tts.close()
         report.backend_stats.update(tts.stats())
     return report
+
+
+def _tell_what_was_risked(exc: AudiobookError, report: SynthesisReport) -> None:
+    """A failed build still says what it made and what may have been charged."""
+    if isinstance(exc, SegmentsUndoneError):
+        exc.summary = report.as_json()  # its message names the credits itself
+    elif report.credits_maybe_charged:
+        log.warning("%d credit(s) may have been charged for creates whose answer was lost",
+                    report.credits_maybe_charged)

@@ -308,15 +308,21 @@ def plan(state: State, as_json: bool, backend: str | None) -> None:
               help="Segments synthesized at once.")
 @click.option("--max-credits", type=click.IntRange(0), default=None,
               help="Fail (exit 3) before spending if the build needs more.")
+@click.option("--service-deadline", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Start no new paid request after this long (default "
+                   "$AUDIOBOOK_SERVICE_DEADLINE, else 3 hours); tasks already paid for are "
+                   "still fetched, then exit 1.")
 @click.option("--offline", is_flag=True, help="Use only cached audio; exit 4 if any is missing.")
 @click.option("--force", is_flag=True, help="Re-encode chapters even if unchanged.")
 @json_option
 @common_options
 @pass_state
 def build(state: State, chapters: tuple[str, ...], backend: str | None, jobs: int,
-          max_credits: int | None, offline: bool, force: bool, as_json: bool) -> None:
+          max_credits: int | None, service_deadline: float | None, offline: bool, force: bool,
+          as_json: bool) -> None:
     """Build CHAPTERs (1, 3-5, a title or slug; none means all)."""
-    args = BuildArgs(chapters, backend, jobs, max_credits, offline, force, as_json)
+    args = BuildArgs(chapters, backend, jobs, max_credits, offline, force, as_json,
+                     service_deadline)
     _build_and_report(state, args)
 
 
@@ -329,18 +335,26 @@ class BuildArgs:
     offline: bool
     force: bool
     as_json: bool
+    service_deadline: float | None = None
 
 
 def _build_and_report(state: State, args: BuildArgs) -> None:
     """One build and its summary (pipeline.ledger's front door prints a no-op's the same way)."""
     from pipeline.build import build as run_build
+    from pipeline.errors import SegmentsUndoneError
     from pipeline.ledger import summary_line
 
     cfg = _config(state)
-    result = run_build(cfg, args.chapters, backend=args.backend, jobs=args.jobs,
-                       max_credits=args.max_credits, offline=args.offline, force=args.force,
-                       progress=Progress(state.quiet or args.as_json),
-                       record_as=os.path.abspath(state.config))
+    try:
+        result = run_build(cfg, args.chapters, backend=args.backend, jobs=args.jobs,
+                           max_credits=args.max_credits, offline=args.offline, force=args.force,
+                           progress=Progress(state.quiet or args.as_json),
+                           record_as=os.path.abspath(state.config),
+                           service_deadline=args.service_deadline)
+    except SegmentsUndoneError as exc:
+        if args.as_json:  # what was made, paid and risked; the error lines go to stderr
+            click.echo(json.dumps(exc.as_json(), indent=2))
+        raise
     if args.as_json:
         click.echo(json.dumps(result.as_json(), indent=2))
         return

@@ -125,6 +125,8 @@ class AudioCleanerError(ServiceError):
             ├── UnexpectedResponseError    unknown code, non-JSON body, unknown status
             ├── TaskFailedError            a segment's tasks kept failing
             ├── PollDeadlineError          still waiting at the deadline (stays journaled)
+            ├── SegmentsUndoneError        creates stopped: answers lost, or the service
+            │                              deadline passed; the rest was made and kept
             └── OutputError [r]            the output could not be fetched or is not audio
                 └── HostileOutputError     the service's output breaks a bound: a body
                                            over its size cap, a URL that is not
@@ -219,6 +221,31 @@ class TaskFailedError(AudioCleanerError):
 
 class PollDeadlineError(AudioCleanerError):
     """A task was still waiting at the polling deadline; it stays journaled."""
+
+
+class SegmentsUndoneError(AudioCleanerError):
+    """Some segments were left undone so as not to pay twice or run on without end.
+
+    A segment whose create answer was lost twice (or once, when sending it
+    again could pass --max-credits), and every segment not started once the
+    service was losing answers or the service deadline had passed. Everything
+    else was made and stored first. `undone` holds (label, why) pairs;
+    `summary` is what the build did and risked, for `build --json`.
+    """
+
+    def __init__(self, lines: list[str], undone: list[tuple[str, str]]):
+        super().__init__("\n".join(lines))
+        self._lines = lines
+        self.undone = undone
+        self.summary: dict = {}
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+    def as_json(self) -> dict:
+        return {"error": self.lines(), **self.summary,
+                "segments_left_undone": [{"segment": label, "why": why}
+                                         for label, why in self.undone]}
 
 
 class OutputError(AudioCleanerError):

@@ -8,12 +8,20 @@ import json
 import logging
 import threading
 import urllib.parse
+from collections import Counter
 
 import httpx
 import pytest
 
 from pipeline.book import Voice
-from pipeline.errors import EXIT_BUDGET, EXIT_INPUT, BudgetError, ServiceError
+from pipeline.errors import (
+    EXIT_BUDGET,
+    EXIT_INPUT,
+    EXIT_RUNTIME,
+    BudgetError,
+    InputError,
+    ServiceError,
+)
 from pipeline.tts import get_backend
 from pipeline.tts.audiocleaner import (
     CREATE_PATH,
@@ -30,8 +38,8 @@ from pipeline.tts.audiocleaner import (
     PollDeadlineError,
     PollPolicy,
     RateLimitError,
-    RequestTimeoutError,
     RetryPolicy,
+    SegmentsUndoneError,
     ServerError,
     TaskFailedError,
     TransportError,
@@ -42,6 +50,7 @@ from pipeline.tts.audiocleaner import (
 from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.emulator import tone_wav
 from pipeline.tts.http import Bounds, scrubber_for
+from pipeline.tts.policy import SERVICE_DEADLINE, ServiceLimits, service_deadline
 from tests.emulator_helpers import KEY, create, emulator
 
 FAST_RETRY = RetryPolicy(base=0.01, cap=0.05)
@@ -247,7 +256,9 @@ def test_failures_and_faults_still_make_each_segment_exactly_once():
 @pytest.mark.slow
 def test_retries_of_creates_that_may_have_taken_effect_are_counted():
     reqs = requests_for(6)
-    with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
+    # Seed 0 loses 3 answers, never two of one segment (seed 2 did: that segment is now
+    # left undone, see test_a_service_losing_every_create_answer_...).
+    with emulator(latency=0.02, lost_response_rate=0.4, seed=0) as emu:
         client = backend(emu.url)
         got = run(client, reqs, jobs=1)  # one at a time: the seed then fixes which answers are lost
         stats = emu.stats()
@@ -482,7 +493,9 @@ def test_retry_after_may_be_an_http_date():
 @pytest.mark.slow
 def test_creates_that_may_have_been_paid_count_against_max_credits():
     reqs = requests_for(12)  # 1 credit each: the plan fits the cap exactly
-    with emulator(latency=0.02, lost_response_rate=0.4, seed=2) as emu:
+    # Seed 0: 3 answers lost, none twice for one segment (as with seed 2 before each
+    # segment's lost creates were limited to one retry).
+    with emulator(latency=0.02, lost_response_rate=0.4, seed=0) as emu:
         client = backend(emu.url, max_credits=12)
         with pytest.raises(CreditCapError) as caught:
             run(client, reqs, jobs=1)
@@ -491,6 +504,77 @@ def test_creates_that_may_have_been_paid_count_against_max_credits():
     assert stats["credits_charged"] <= 12  # stopped before the cap, not after
     assert client.stats()["credits_maybe_charged"] == stats["lost_responses"]
     assert caught.value.exit_code == EXIT_BUDGET and "--max-credits 12" in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_service_losing_every_create_answer_gets_each_segment_at_most_twice_then_none():
+    reqs = requests_for(6)
+    with emulator(latency=0.02, lost_response_rate=1.0, audio_kind="tone") as emu:
+        client = backend(emu.url)
+        with pytest.raises(SegmentsUndoneError) as caught:
+            run(client, reqs, jobs=2)
+        stats = emu.stats()
+        sent = Counter(task.text for task in emu.emulator.state.tasks.values())
+    # The two segments in flight lost their answers, each was sent once more at most, and
+    # the second loss stopped every create: the other four were never sent.
+    assert set(sent) <= {reqs[0].text, reqs[1].text} and max(sent.values()) == 2
+    assert stats["lost_responses"] == stats["tasks_created"] == sum(sent.values())
+    mine = client.stats()
+    assert mine["credits_maybe_charged"] == stats["credits_charged"]  # each counted once
+    assert mine["segments_maybe_charged"] == len(sent)
+    undone = dict(caught.value.undone)
+    assert set(undone) == {r.label for r in reqs} and caught.value.exit_code == EXIT_RUNTIME
+    assert [undone[r.label] for r in reqs[2:]] == \
+        ["not started: Audio Cleaner is losing create answers"] * 4
+    assert undone[reqs[0].label] == "its create answer was lost twice" or \
+        undone[reqs[1].label] == "its create answer was lost twice"
+    assert f"up to {stats['credits_charged']} credit(s) may have been charged" in \
+        str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_lost_create_is_not_sent_again_past_max_credits_and_only_its_segment_waits():
+    with emulator(latency=0.02, lost_response_rate=1.0, audio_kind="tone") as emu:
+        client = backend(emu.url, max_credits=1)
+        with pytest.raises(SegmentsUndoneError) as caught:  # not CreditCapError: exit 1
+            run(client, requests_for(1))
+        stats = emu.stats()
+    assert stats["tasks_created"] == 1 and stats["credits_charged"] == 1  # within the cap
+    assert "sending it again could pass --max-credits 1" in str(caught.value)
+    assert client.stats()["credits_maybe_charged"] == 1
+
+
+@pytest.mark.slow
+def test_past_the_service_deadline_no_create_starts_and_tasks_already_created_are_stored():
+    reqs = requests_for(6)
+    got: dict = {}
+    # The deadline passes when the first create is answered: an event, not a time. With
+    # jobs=2 both first creates are sent before any answer can arrive; none may follow.
+    limits = ServiceLimits(1.0, clock=lambda: 10.0 if client.counters["tasks_created"] else 0.0)
+    with emulator(latency=0.3, audio_kind="tone") as emu:
+        client = backend(emu.url, limits=limits)
+        with pytest.raises(SegmentsUndoneError) as caught:
+            client.synthesize_all(reqs, 2, lambda r, a: got.setdefault(r.key, a))
+        stats = emu.stats()
+    assert stats["tasks_created"] == 2 and set(got) == {reqs[0].key, reqs[1].key}
+    assert client.stats()["polls"] >= 2  # polled after the deadline, as paid tasks are
+    assert caught.value.undone == [(r.label, "not started: the service deadline passed")
+                                   for r in reqs[2:]]
+    assert "the service deadline of 1s passed" in str(caught.value)
+    assert caught.value.exit_code == EXIT_RUNTIME
+
+
+def test_the_service_deadline_comes_from_the_option_else_the_environment(monkeypatch):
+    monkeypatch.delenv("AUDIOBOOK_SERVICE_DEADLINE", raising=False)
+    assert service_deadline() == SERVICE_DEADLINE == 3 * 3600
+    monkeypatch.setenv("AUDIOBOOK_SERVICE_DEADLINE", "60")
+    assert service_deadline() == 60 and service_deadline(5) == 5
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("AUDIOBOOK_SERVICE_DEADLINE", bad)
+        with pytest.raises(InputError) as caught:
+            service_deadline()
+        assert caught.value.exit_code == EXIT_INPUT
+        assert "AUDIOBOOK_SERVICE_DEADLINE" in str(caught.value)
 
 
 def test_max_credits_reaches_the_backend_from_the_registry(monkeypatch):
@@ -579,12 +663,14 @@ def test_an_answer_slower_than_the_deadline_times_out_and_may_have_paid():
         return _ok({"job_id": "j1"})
 
     client = backend("https://api.test", transport=httpx.MockTransport(never),
-                     bounds=Bounds(deadline=0.1), retry=RetryPolicy(max_retries=1, base=0.01))
-    with pytest.raises(RequestTimeoutError) as caught:
+                     bounds=Bounds(deadline=0.1), retry=RetryPolicy(base=0.01))
+    with pytest.raises(SegmentsUndoneError) as caught:
         run(client, requests_for(1))
+    # Eight retries allowed, yet a create whose answer never came is sent twice at most.
     assert tries == {"started": 2, "answered": 0}  # both tries cut by the deadline
-    assert "deadline" in str(caught.value)
+    assert "no complete answer within the 0.1s deadline" in str(caught.value)
     assert client.stats()["credits_maybe_charged"] == 2  # each try may have created a task
+    assert client.stats()["create_retries_that_may_have_taken_effect"] == 2  # of 8 retries
 
 
 def test_the_scrubber_removes_every_form_of_the_key():

@@ -151,12 +151,13 @@ def test_bad_parameters_are_refused_without_charge(body):
         assert emu.stats()["tasks_created"] == 0
 
 
-def _attempt(emu_url: str) -> tuple[str, dict | None]:
-    """What one create does under fault injection: ok (with the answer), http500 or drop."""
+def _attempt(emu_url: str, path: str = CREATE_PATH) -> tuple[str, dict | None]:
+    """What one create (or poll) does under fault injection: ok (with the answer), http500
+    or drop."""
+    body = {"voice_id": 1, "emotion": 0, "speed": 1, "language": "en", "text": "hi"} \
+        if path == CREATE_PATH else {"global_id": "0" * 32}
     try:
-        response = http.post(emu_url + CREATE_PATH, json={"voice_id": 1, "emotion": 0,
-                              "speed": 1, "language": "en", "text": "hi"},
-                              headers={"api-key": KEY})
+        response = http.post(emu_url + path, json=body, headers={"api-key": KEY})
     except httpx.TransportError:  # a dropped keep-alive connection may read as a reset
         return "drop", None
     return ("http500", None) if response.status_code == 500 else ("ok", response.json())
@@ -168,11 +169,14 @@ def _outcome(emu_url: str) -> str:
 
 def test_api_faults_strike_before_the_request_takes_effect():
     with emulator(fault_rate=1.0, seed=3) as emu:
-        outcomes = {_outcome(emu.url) for _ in range(30)}
+        creates = {_outcome(emu.url) for _ in range(30)}
+        polls = {_attempt(emu.url, GET_PATH)[0] for _ in range(30)}
         stats = emu.stats()
-    assert outcomes == {"http500", "drop"}
+    # A dropped create is --lost-response-rate's case: no client could tell it from a paid
+    # create whose answer was lost, so it is not a fault a client can safely retry.
+    assert creates == {"http500"} and polls == {"http500", "drop"}
     assert stats["tasks_created"] == 0 and stats["credits_charged"] == 0
-    assert stats["faults_injected"] == 30
+    assert stats["faults_injected"] == 60
 
 
 def test_downloads_can_be_truncated_dropped_or_fail():

@@ -27,8 +27,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.cache import SegmentCache
+from pipeline.segment import credits_for
 from pipeline.tts.audiocleaner import CREATE_PATH
 from pipeline.tts.emulator import tone_wav
+from tests.emulator_helpers import book_config, plan_totals
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +55,14 @@ def bomb_mp3() -> bytes:
 class Hostile:
     """A misbehaving service on a free loopback port; `mode` picks the misbehaviour."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, gap: float = TRICKLE_GAP):
         self.mode = mode
+        self.gap = gap  # seconds between the bytes of a trickled answer
         self.hits: Counter[str] = Counter()
         self.streamed = 0  # bytes of the "huge" output written before the client hung up
         self.bodies: list[bytes] = []
+        self.creates: Counter[str] = Counter()  # create requests received, per text
+        self.lock = threading.Lock()  # a thread per connection
         handler = type("Handler", (_Handler,), {"service": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -81,9 +86,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         service, mode = self.service, self.service.mode
-        service.hits[self.path] += 1
-        service.bodies.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        with service.lock:
+            service.hits[self.path] += 1
+            service.bodies.append(body)
         if self.path == CREATE_PATH:
+            with service.lock:
+                service.creates[json.loads(body).get("text", "")] += 1
             answer = {"code": 100000, "data": {"job_id": "j1"}, "message": "Request Success"}
             if mode == "echo-key":
                 key = self.headers.get("api-key", "")
@@ -92,6 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
             if mode == "slow-create":
                 return self._trickle(json.dumps(answer).encode())
             return self._json(answer)
+        if mode == "slow-create":  # no create was ever answered: nothing to poll
+            return self._json({"code": 101008, "data": {}, "message": "Task not found"})
         output = {"file": "file:///etc/passwd", "ftp": "ftp://127.0.0.1/out.mp3"}.get(
             mode, f"{service.url}/out/{mode}")
         self._json({"code": 100000, "data": {"status": "success", "output": output},
@@ -132,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             for i in range(len(body)):
                 self.wfile.write(body[i:i + 1])
                 self.wfile.flush()
-                time.sleep(TRICKLE_GAP)
+                time.sleep(self.service.gap)
         except OSError:
             pass  # the client gave up, as it should
 
@@ -162,14 +173,15 @@ def write_book(folder: Path) -> None:
     ]) + "\n", encoding="utf-8")
 
 
-def build(folder: Path, url: str, timeout: float = 240.0, key: str = KEY,
+def build(folder: Path, url: str, timeout: float = 240.0, key: str = KEY, args: tuple = (),
           **env: str) -> tuple[subprocess.CompletedProcess, int]:
-    """`audiobook build`: its result and peak RSS (KiB, from wait4).
+    """`audiobook build ARGS`: its result and peak RSS (KiB, from wait4).
 
     Killed after `timeout` s, a hang guard only: then its exit code is -9, not 1.
     """
     full = {**os.environ, "AUDIOCLEANER_BASE_URL": url, "AUDIOCLEANER_API_KEY": key, **env}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build"], cwd=folder, env=full,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "build", *args], cwd=folder,
+                            env=full,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     timer = threading.Timer(timeout, proc.kill)  # a hang fails the test instead of the suite
     timer.start()
@@ -268,3 +280,33 @@ def test_a_well_behaved_server_builds(tmp_path):
         done, _ = build(tmp_path, service.url)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "build").is_dir()
+
+
+PER_REQUEST = 4.0  # AUDIOBOOK_HTTP_DEADLINE when every create answer trickles
+
+
+def test_a_service_trickling_every_create_answer_gets_each_segment_at_most_twice(tmp_path):
+    # Issue #33: every create was sent again at each per-request deadline, up to 9 times a
+    # segment, each maybe paid. Now a segment risks one retry, and the second lost answer
+    # stops all creates: the build ends within the acceptance bound (the kill below).
+    config, files = book_config(chapters=2, per_chapter=4)
+    for name, text in {"audiobook.yml": config, **files}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    segments = plan_totals(tmp_path, {"AUDIOCLEANER_API_KEY": KEY})["segments"]
+    assert segments > 4  # more than --jobs: some are never started
+    with Hostile("slow-create", gap=1.5) as service:
+        done, _ = build(tmp_path, service.url, timeout=2 * PER_REQUEST + 30, args=("--json",),
+                        AUDIOBOOK_HTTP_DEADLINE=str(PER_REQUEST))
+    assert done.returncode == 1, done.stderr  # -9: killed at 2 x deadline + 30 s
+    assert "Traceback" not in done.stderr
+    sent = service.creates
+    assert sent and max(sent.values()) <= 2, sent
+    maybe = sum(credits_for(len(text)) * n for text, n in sent.items())
+    summary = json.loads(done.stdout)
+    assert summary["credits_maybe_charged"] == maybe and summary["credits_spent"] == 0
+    assert summary["segments_maybe_charged"] == len(sent)
+    assert len(summary["segments_left_undone"]) == segments
+    assert f"up to {maybe} credit(s) may have been charged" in done.stderr
+    assert "left undone" in done.stderr and "(chapters/01.md, line" in done.stderr
+    assert "build again later" in done.stderr

@@ -13,6 +13,13 @@ any point polls that task again instead of paying for a new one. Builds that
 share a cache take the journal's per-segment lease before paying, so two of
 them never pay for one segment twice.
 
+A create whose answer is lost (a timeout or a connection broken after
+sending) may have been paid: each segment risks one such retry per build.
+A second lost answer leaves the segment undone and stops every new create
+for the rest of the run, as does the service deadline; tasks already
+created are still polled and stored, then SegmentsUndoneError names what
+was left (see ServiceLimits).
+
 Concurrency is a window of tasks in flight, at most --jobs, that shrinks to
 what the service accepts when it answers 101004 or 101003 and creeps back up
 (additive increase, multiplicative decrease), so a build runs at the
@@ -49,6 +56,7 @@ from pipeline.errors import (
     RateLimitError,
     RequestTimeoutError,
     RetryLaterError,
+    SegmentsUndoneError,
     ServerError,
     TaskFailedError,
     TaskNotFoundError,
@@ -73,10 +81,13 @@ from pipeline.tts.http import (
 )
 from pipeline.tts.journal import Journal, LeasingJournal, MemoryJournal
 from pipeline.tts.policy import (
+    LOST_CREATE_RETRIES,
+    SERVICE_DEADLINE_ENV,
     AdaptiveWindow,
     DurationEstimate,
     PollPolicy,
     RetryPolicy,
+    ServiceLimits,
     retry_delay,
 )
 
@@ -146,7 +157,8 @@ class AudioCleanerBackend:
                  transport: httpx.AsyncBaseTransport | None = None,
                  retry: RetryPolicy | None = None, poll: PollPolicy | None = None,
                  bounds: Bounds | None = None, task_retries: int = 8, timeout: float = 30.0,
-                 max_credits: int | None = None, genders: Any = None):
+                 max_credits: int | None = None, limits: ServiceLimits | None = None,
+                 genders: Any = None):
         if not api_key:
             raise MissingKeyError(f"{KEY_ENV} is empty")
         self._key = checked_key(api_key)
@@ -160,6 +172,7 @@ class AudioCleanerBackend:
         self.task_retries = task_retries
         self.timeout = timeout
         self.max_credits = max_credits
+        self.limits = limits or ServiceLimits()
         self.durations = DurationEstimate(self.poll)
         self.rng = random.Random()
         self.counters = dict.fromkeys(
@@ -167,8 +180,8 @@ class AudioCleanerBackend:
              "segments_made_elsewhere", "leases_taken_over", "leases_taken_over_without_job",
              "leases_lost",
              "resume_only_skipped", "tasks_failed_retried", "retries", "throttled",
-             "create_retries_that_may_have_taken_effect", "credits_maybe_charged", "polls",
-             "downloads"), 0)
+             "create_retries_that_may_have_taken_effect", "credits_maybe_charged",
+             "segments_maybe_charged", "polls", "downloads"), 0)
         self._window_size: float | None = None
         _warn_if_plaintext(self.base_url)
 
@@ -217,6 +230,19 @@ class _Stop(Exception):
     """Another task failed the build: stop before paying for anything more."""
 
 
+class _Undone(Exception):
+    """This segment is left undone (see _may_create); the build goes on with the rest."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why = why
+
+
+# Why no create may start any more in a run (_Run.halt).
+_LOSING = "Audio Cleaner is losing create answers"
+_DEADLINE = "the service deadline passed"
+
+
 # How a run came by a segment's task (_claim): it creates one, polls one another live
 # build created, adopts a dead build's, resumes its own journal's; or the audio is stored.
 _NEW, _SHARED, _ADOPTED, _RESUMED = "new", "shared", "adopted", "resumed"
@@ -262,6 +288,8 @@ class _Run:
         self.retry, self.poll, self.bounds = backend.retry, backend.poll, backend.bounds
         self.task_retries, self.timeout = backend.task_retries, backend.timeout
         self.max_credits = backend.max_credits
+        self.limits = backend.limits
+        self.limits.start()
         self.counters, self.durations, self.rng = backend.counters, backend.durations, backend.rng
         self.requests = list(requests)
         self.jobs = jobs
@@ -272,6 +300,11 @@ class _Run:
         # Budget: credits of tasks this run created, of creates that may have
         # been paid though their answer was lost, and of creates in the air.
         self.spent = self.maybe = self.in_flight = 0
+        self.maybe_keys: set[str] = set()  # segments whose credits are in credits_maybe_charged
+        # Once set, no create starts in this run: why (_LOSING, _DEADLINE).
+        self.halt: str | None = None
+        self.last_lost = ""  # the last lost create answer's error, for the final message
+        self.undone: dict[str, tuple[str, str]] = {}  # key -> (label, why)
         self.holder = {"holder": uuid.uuid4().hex, "pid": os.getpid(),
                        "host": socket.gethostname(), "base_url": self.base_url}
         self.lease_ttl = lease_ttl(self.poll, self.retry, self.bounds)
@@ -303,7 +336,12 @@ class _Run:
             await self.api.aclose()
             await self.files.aclose()
         if self.failure is not None:
+            if self.undone:
+                log.warning("%d segment(s) were also left undone; build again to make them",
+                            len(self.undone))
             raise self._final(self.failure)
+        if self.undone:
+            raise self._undone_error()
 
     def _ordered(self) -> list[SynthesisRequest]:
         """Tasks already paid for first: they free the service's slots soonest."""
@@ -325,6 +363,9 @@ class _Run:
                 await self._one(request)
             except _Stop:
                 return
+            except _Undone as undone:
+                self.undone[request.key] = (request.label, undone.why)
+                self._release(request.key)  # another build may make it
             except Exception as exc:  # noqa: BLE001 - the first failure stops the build
                 self._fail(exc)
 
@@ -341,6 +382,30 @@ class _Run:
             exc.args = (f"{exc} ; the rest of this build needs {need} credit(s) for {len(left)} "
                         f"segment(s): top up and build again (audio already made is kept)",)
         return exc
+
+    def _undone_error(self) -> SegmentsUndoneError:
+        """The segments left undone, what may have been charged, and what to do."""
+        order = {r.key: i for i, r in enumerate(self.requests)}
+        undone = [self.undone[k] for k in sorted(self.undone, key=order.__getitem__)]
+        shown = "; ".join(f"{label}: {why}" for label, why in undone[:3])
+        more = f"; and {len(undone) - 3} more" if len(undone) > 3 else ""
+        lines = [f"{len(undone)} segment(s) left undone: {shown}{more}"]
+        if self.halt == _LOSING:
+            lines.append(f"Audio Cleaner is losing the answers of creates it may have taken "
+                         f"(the last: {self.last_lost}): no segment was sent more than twice, "
+                         "and no new create started after a segment's second loss")
+        elif self.halt == _DEADLINE:
+            lines.append(f"the service deadline of {self.limits.deadline:g}s passed "
+                         f"(--service-deadline, {SERVICE_DEADLINE_ENV}): no new create was "
+                         "started after it; tasks already created were waited for")
+        maybe = self.counters["credits_maybe_charged"]
+        if maybe:
+            lines.append(f"up to {maybe} credit(s) may have been charged for "
+                         f"{self.counters['segments_maybe_charged']} segment(s) whose create "
+                         "answer was lost (credits_maybe_charged)")
+        lines.append("build again later: the audio made so far is kept, and the next build asks "
+                     "only for what is missing")
+        return SegmentsUndoneError(lines, undone)
 
     # -- one segment -------------------------------------------------------
     async def _one(self, request: SynthesisRequest) -> None:
@@ -442,6 +507,7 @@ class _Run:
             journaled = self._journaled(request)
             if journaled:  # the live holder journaled it in the folder we share
                 return journaled, _SHARED
+            self._may_start(request)  # waiting is for a create we would no longer send
             if not told:
                 log.info("%s is being paid for by another build; waiting for its task",
                          request.label)
@@ -486,6 +552,7 @@ class _Run:
             return None
         cost = credits_for(len(request.text))
         self.counters["credits_maybe_charged"] += cost
+        self._maybe_segment(request.key)
         log.warning("%s: the build holding it (pid %s on %s) was killed while creating its task, "
                     "before it recorded the job id; if the service had taken that create, this "
                     "segment's %d credit(s) are paid twice", request.label, previous.get("pid"),
@@ -526,6 +593,7 @@ class _Run:
         body = {"voice_id": voice.voice, "emotion": voice.emotion, "speed": voice.speed,
                 "language": voice.language, "text": request.text}
         cost = credits_for(len(request.text))
+        self._may_start(request)  # before the lease says we may be paying
         mark = getattr(self.journal, "mark_creating", None)
         if mark is not None and request.key in self.leased:
             # Said in the lease before paying: a build that takes it over from us
@@ -533,14 +601,14 @@ class _Run:
             mark(request.key)
 
         async def attempt() -> Any:
-            self._check_budget(cost, request)
-            self.in_flight += cost
+            self._may_create(request, cost)
+            self.in_flight += cost  # no await since the check: the two are one step
             try:
                 return await self._post(CREATE_PATH, body)
             finally:
                 self.in_flight -= cost
 
-        data = await self._retrying(attempt, creating=True, cost=cost)
+        data = await self._retrying(attempt, create=request)
         self.spent += cost
         job_id = data.get("job_id") if isinstance(data, dict) else None
         if not isinstance(job_id, str) or not job_id:
@@ -556,41 +624,89 @@ class _Run:
         log.debug("created task %s for %s", job_id, request.label)
         return job_id
 
+    def _may_create(self, request: SynthesisRequest, cost: int) -> None:
+        """Raise unless this create may be sent now: the build goes on, no create is halted,
+        and it fits --max-credits."""
+        if self.failure is not None:
+            raise _Stop()
+        self._may_start(request)
+        self._check_budget(cost, request)
+
+    def _may_start(self, request: SynthesisRequest) -> None:
+        """_Undone when no create may start any more: the service is losing answers, or the
+        service deadline passed."""
+        if self.halt is None and self.limits.passed():
+            self.halt = _DEADLINE
+            log.warning("the service deadline of %gs passed (--service-deadline, %s): no new "
+                        "create starts; waiting for the tasks already created",
+                        self.limits.deadline, SERVICE_DEADLINE_ENV)
+        if self.halt is not None:
+            raise _Undone(f"its create answer was lost; not sent again: {self.halt}"
+                          if self.limits.lost[request.key] else f"not started: {self.halt}")
+
     def _check_budget(self, cost: int, request: SynthesisRequest) -> None:
         """Refuse a create that could take this run's spending past --max-credits."""
         cap = self.max_credits
         if cap is None or self.spent + self.maybe + self.in_flight + cost <= cap:
             return
+        if self.limits.lost[request.key]:
+            # Sending a lost create again would risk the cap: this segment waits for
+            # the next build, and the rest of this one goes on.
+            raise _Undone(f"its create answer was lost, and sending it again could pass "
+                          f"--max-credits {cap}")
         raise CreditCapError(
             f"stopping before --max-credits {cap} would be passed: this build's tasks cost "
             f"{self.spent} credit(s), creates whose answer was lost may have cost {self.maybe} "
             f"more, {self.in_flight} are being created, and {request.label} needs {cost}")
 
     # -- requests with retries ---------------------------------------------
-    async def _retrying(self, attempt: Callable[[], Awaitable[T]], *, creating: bool = False,
-                        cost: int = 0) -> T:
-        """attempt(), tried again per retry_delay: the one retry loop (create, poll, download)."""
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]], *,
+                        create: SynthesisRequest | None = None) -> T:
+        """attempt(), tried again per retry_delay: the one retry loop (create, poll, download).
+
+        For a create, a lost answer (maybe_took_effect) is counted once and
+        sent again at most LOST_CREATE_RETRIES times per segment per build.
+        """
         failures = 0
         while True:
-            if creating and self.failure is not None:
-                raise _Stop()
             try:
                 return await attempt()
             except AudioCleanerError as exc:
-                if creating and getattr(exc, "maybe_took_effect", False):
-                    self._maybe_charged(cost)
                 delay = retry_delay(self.retry, exc, failures, self.rng)
+                if create is not None and getattr(exc, "maybe_took_effect", False):
+                    self._answer_lost(create, exc, delay is not None)
                 if delay is None:
                     raise
                 failures += 1
-                await self._before_retry(exc, delay, creating)
+                await self._before_retry(exc, delay, creating=create is not None)
 
-    def _maybe_charged(self, cost: int) -> None:
+    def _answer_lost(self, request: SynthesisRequest, exc: AudioCleanerError,
+                     retryable: bool) -> None:
+        """Count a create that may have been paid; _Undone past the segment's one retry."""
+        cost = credits_for(len(request.text))
         self.maybe += cost
         self.counters["credits_maybe_charged"] += cost
         self.counters["create_retries_that_may_have_taken_effect"] += 1
-        log.warning("a create request may have reached Audio Cleaner before its answer was "
-                    "lost; retrying it may pay twice (counted against --max-credits)")
+        self._maybe_segment(request.key)
+        self.limits.lost[request.key] += 1
+        self.last_lost = str(exc)
+        if self.limits.lost[request.key] <= LOST_CREATE_RETRIES:
+            if retryable:
+                log.warning("%s: Audio Cleaner may have taken its create, but the answer was "
+                            "lost (%s); sending it once more, which may pay its %d credit(s) "
+                            "twice (counted against --max-credits)", request.label, exc, cost)
+            return
+        if self.halt is None:
+            self.halt = _LOSING
+            log.warning("%s: its create answer was lost again (%s); left undone, and no new "
+                        "create starts in this build: Audio Cleaner is losing answers",
+                        request.label, exc)
+        raise _Undone("its create answer was lost twice")
+
+    def _maybe_segment(self, key: str) -> None:
+        if key not in self.maybe_keys:
+            self.maybe_keys.add(key)
+            self.counters["segments_maybe_charged"] += 1
 
     async def _before_retry(self, exc: AudioCleanerError, delay: float, creating: bool) -> None:
         if isinstance(exc, ThrottledError):
@@ -770,6 +886,7 @@ __all__ = [
     "CreditCapError", "CreditError", "HostileOutputError", "Journal", "LeasingJournal",
     "MemoryJournal", "MissingKeyError", "OutputError", "ParameterError", "PollDeadlineError",
     "PollPolicy", "RateLimitError", "RequestTimeoutError", "RetryLaterError", "RetryPolicy",
-    "ServerError", "TaskFailedError", "TaskNotFoundError", "ThrottledError", "TransportError",
-    "UnexpectedResponseError", "error_for_code", "retry_delay",
+    "SegmentsUndoneError", "ServerError", "ServiceLimits", "TaskFailedError",
+    "TaskNotFoundError", "ThrottledError", "TransportError", "UnexpectedResponseError",
+    "error_for_code", "retry_delay",
 ]

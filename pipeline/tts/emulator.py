@@ -410,15 +410,23 @@ class Emulator:
     def _roll(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate
 
-    def _api_fault(self) -> str | None:
-        """A transport fault that strikes before the request takes effect."""
+    def _api_fault(self, may_drop: bool) -> str | None:
+        """A transport fault that strikes before the request takes effect.
+
+        A create is never dropped: a client cannot tell a dropped create from
+        one whose answer was lost after it was paid (--lost-response-rate), so
+        that is not a fault it can safely retry. A create gets HTTP 500 from
+        the same draws, so a seed's sequence does not depend on the endpoint.
+        """
         if not self._roll(self.config.fault_rate):
             return None
         self.state.counters["faults_injected"] += 1
-        return self.rng.choice(("http500", "drop"))
+        fault = self.rng.choice(("http500", "drop"))
+        return fault if may_drop else "http500"
 
-    async def _answer(self, request: web.Request, handler) -> web.StreamResponse:
-        fault = self._api_fault()
+    async def _answer(self, request: web.Request, handler,
+                      may_drop: bool = True) -> web.StreamResponse:
+        fault = self._api_fault(may_drop)
         if fault == "drop":
             return _drop(request)
         if fault == "http500":
@@ -436,7 +444,7 @@ class Emulator:
         return await handler(request, key, body)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        return await self._answer(request, self._create)
+        return await self._answer(request, self._create, may_drop=False)
 
     async def _create(self, request: web.Request, key: str, body: dict) -> web.StreamResponse:
         code, data = self.state.create(key, body, self.clock())

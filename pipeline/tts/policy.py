@@ -8,14 +8,25 @@ done. The one function that decides what is retried is retry_delay.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
-from collections import deque
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pipeline.errors import AudioCleanerError, ThrottledError
+from pipeline.errors import AudioCleanerError, InputError, Problem, ThrottledError
 
 RETRIES_ENV = "AUDIOBOOK_HTTP_RETRIES"
+SERVICE_DEADLINE_ENV = "AUDIOBOOK_SERVICE_DEADLINE"
+# Three hours: a healthy service makes even a long book well within it, and a
+# build that ends on its own then leaves time, before a CI runner's usual 6 h
+# limit, for the poll deadline of the tasks already paid for (docs/audiocleaner.md).
+SERVICE_DEADLINE = 3 * 3600.0
+# A create whose answer was lost may have been paid: it is sent again at most
+# this many times per segment per build.
+LOST_CREATE_RETRIES = 1
 
 
 def _retries_from_env() -> int:
@@ -123,3 +134,49 @@ class AdaptiveWindow:
 
     def rate_refused(self) -> None:
         self.size = max(1.0, self.size / 2)
+
+
+def service_deadline(given: float | None = None) -> float:
+    """Seconds a build may start creates: --service-deadline, else AUDIOBOOK_SERVICE_DEADLINE,
+    else SERVICE_DEADLINE. A bad variable is refused rather than ignored: it was set for a bound."""
+    if given is not None:
+        return given
+    value = os.environ.get(SERVICE_DEADLINE_ENV, "").strip()
+    if not value:
+        return SERVICE_DEADLINE
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise InputError(Problem(SERVICE_DEADLINE_ENV, None, None,
+                                 f"{value!r} is not a number of seconds (0 or more); unset it "
+                                 f"for the default {SERVICE_DEADLINE:g}"))
+    return seconds
+
+
+class ServiceLimits:
+    """What one build allows its creates, across its synthesis passes.
+
+    A build makes a second pass only for audio that left the cache during
+    it; the deadline and each segment's lost create answers carry over, so
+    the limits hold per build. The deadline counts from the first pass's
+    start: planning is not the service's time.
+    """
+
+    def __init__(self, deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.given = deadline
+        self.clock = clock
+        self.deadline: float | None = None  # seconds, once started
+        self.ends_at: float | None = None
+        self.lost: Counter[str] = Counter()  # create answers lost, per segment key
+
+    def start(self) -> None:
+        if self.ends_at is None:
+            self.deadline = service_deadline(self.given)
+            self.ends_at = self.clock() + self.deadline
+
+    def passed(self) -> bool:
+        """Whether the service deadline has passed: no new create may start."""
+        return self.ends_at is not None and self.clock() >= self.ends_at
