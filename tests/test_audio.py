@@ -10,10 +10,10 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import pytest
-from test_package import dbfs, pcm_of
 
 from pipeline import audio, package
 from pipeline import loudness as rules
+from tests.helpers import dbfs, pcm_of
 
 RATE = 44100
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()

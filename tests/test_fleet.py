@@ -32,8 +32,9 @@ from tests.emulator_helpers import (
     remote_env,
     wait_for,
 )
+from tests.helpers import FLEET_CONFIG as CONFIG
+from tests.helpers import FLEET_ONE as ONE
 from tests.moto_helpers import aws_env, moto_server, new_bucket, object_names
-from tests.test_remote_cache import CONFIG, ONE
 
 pytestmark = pytest.mark.slow  # every test here runs real builds or a real S3 server
 

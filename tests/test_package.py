@@ -13,12 +13,10 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import zipfile
 from array import array
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, MP4Cover
@@ -28,21 +26,8 @@ from pipeline.build import build
 from pipeline.config import load_config
 from pipeline.errors import InputError
 from pipeline.sources.rules import image_kind
+from tests.helpers import FFMPEG, REPO, dbfs, make_sample, pcm_of
 from tests.readers import epubcheck, ffprobe_chapters
-
-REPO = Path(__file__).resolve().parent.parent
-FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def make_sample(root: Path, extra: str = "", output: str | None = None) -> Path:
-    """The repository's sample book copied into root, with config lines changed."""
-    shutil.copytree(REPO / "samples", root / "samples", dirs_exist_ok=True)
-    text = (REPO / "audiobook.yml").read_text(encoding="utf-8")
-    if output is not None:
-        text = "\n".join(output if line.startswith("output:") else line
-                         for line in text.splitlines()) + "\n"
-    (root / "audiobook.yml").write_text(text + extra, encoding="utf-8")
-    return root / "audiobook.yml"
 
 
 def cover_png(path: Path) -> Path:
@@ -72,21 +57,6 @@ def epub_cover(path: Path) -> tuple[str, bytes]:
         href = re.search(r'href="([^"]+)"', item.group(0)).group(1)
         kind = re.search(r'media-type="([^"]+)"', item.group(0)).group(1)
         return kind, z.read(f"EPUB/{href}")
-
-
-def pcm_of(path: Path, rate: int = 44100) -> array:
-    """16-bit mono samples of any audio file, decoded by ffmpeg."""
-    raw = subprocess.run([FFMPEG, "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
-                          "-ac", "1", "-ar", str(rate), "-"], capture_output=True, check=True).stdout
-    samples = array("h")
-    samples.frombytes(raw)
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return samples
-
-
-def dbfs(x: float) -> float:
-    return 20 * math.log10(x / 32768) if x > 0 else -200.0
 
 
 SAMPLE_OUTPUT = ("output: {dir: build, formats: [mp3, m4b, epub], bitrate: 192k, "

@@ -25,18 +25,9 @@ from pipeline.tts.base import SynthesisRequest
 from pipeline.tts.journal import MemoryJournal
 from tests.conftest import REPO, run_cli, wait_for
 from tests.emulator_helpers import KEY, create, emulator
+from tests.helpers import FLEET_CONFIG as CONFIG
+from tests.helpers import FLEET_ONE as ONE
 from tests.moto_helpers import free_port
-
-CONFIG = """\
-title: Fleet Book
-author: Tester
-narrator: {voice: 2072}
-output: {formats: [mp3], loudness: none}
-chapters:
-  - source: one.md
-"""
-
-ONE = "# One\n\nThe lamp was lit at dusk.\n\nNobody climbed the stair that night.\n"
 
 KEY_A = "a" * 64
 

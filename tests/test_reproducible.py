@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_package import make_sample
 
 from pipeline.build import build
 from pipeline.config import load_config
 from tests.conftest import copy_samples, run_cli
+from tests.helpers import make_sample
 
 OUTPUT = "output: {{dir: {}, formats: [mp3, m4b], bitrate: 192k, sample_rate: 44100, loudness: acx}}"
 
