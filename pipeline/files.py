@@ -15,7 +15,6 @@ what our manifest recorded.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline.errors import OutputWriteError
+from pipeline.ledger import sha256_file  # noqa: F401 - the one file hash, for callers here
 
 log = logging.getLogger("pipeline")
 
@@ -120,14 +120,6 @@ def _process_alive(pid: int) -> bool:
     except OSError:  # not ours to signal: assume alive
         return True
     return True
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def inside(root: Path, name: str) -> Path | None:

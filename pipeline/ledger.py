@@ -33,7 +33,6 @@ import json
 import os
 import stat as st
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -76,15 +75,20 @@ def stat_of(path: str) -> list[int] | None:
     return [s.st_size, s.st_mtime_ns, s.st_ctime_ns, s.st_ino, s.st_mode]
 
 
-def sha256_file(path: str) -> str | None:
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (the project's one file hash; pipeline.files re-exports it)."""
     h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _sha256_or_none(path: str) -> str | None:
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def _trusted(sig: list[int], known: list[Any]) -> bool:
@@ -124,7 +128,7 @@ class Signatures:
         checked = time.time_ns()
         if own:
             checked = max(checked, sig[1] + RACY_NS + 1)
-        digest = sha256_file(name)
+        digest = _sha256_or_none(name)
         if digest is not None and stat_of(name) == sig:  # not changed while read
             self._known[name] = [*sig, digest, checked]
             self._changed = True
@@ -156,7 +160,7 @@ def holds(entry: list[Any]) -> bool:
         return False
     if _trusted(sig, entry[1:]):
         return True
-    return sig[0] == entry[1] and sha256_file(entry[0]) == entry[6]
+    return sig[0] == entry[1] and _sha256_or_none(entry[0]) == entry[6]
 
 
 # ------------------------------------------------------------------ the code
@@ -443,21 +447,19 @@ def _read_json(path: str) -> dict | None:
 
 
 def write_json(path: str, value: Any) -> None:
-    """Write a small JSON file whole or not at all; a read-only cache only loses speed."""
-    folder = os.path.dirname(path)
-    tmp = None
+    """Write a small JSON file whole or not at all; a read-only cache only loses speed.
+
+    Only the full build writes (never the front door), so pipeline.files's
+    atomic write is imported here, not at the top.
+    """
+    from pathlib import Path
+
+    from pipeline.errors import OutputWriteError
+    from pipeline.files import write_atomic
+
+    target = Path(path)
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(value, out, ensure_ascii=False)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    except (OSError, OutputWriteError):
         pass
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
